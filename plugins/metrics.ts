@@ -1,0 +1,66 @@
+import fp from 'fastify-plugin'
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
+import { DEACTIVATION_REASONS } from '../src/sessions/session.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: Registry
+  }
+}
+
+/**
+ * Prometheus metrics. The core keeps plain counters (so tests and this plugin read the same
+ * numbers); each metric here reads them at scrape time instead of being updated on the hot
+ * path. A registry per app instance keeps several apps in one process (tests) apart.
+ */
+export default fp(async function metricsPlugin (fastify) {
+  const { sessions, streams, bus } = fastify
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+
+  const gauge = (name: string, help: string, read: () => number): void => {
+    registry.registerMetric(new Gauge({
+      name,
+      help,
+      registers: [],
+      collect () { this.set(read()) }
+    }))
+  }
+  // A counter mirrored from a core counter: reset and re-add keeps it monotonic because the
+  // core value is.
+  const counter = (name: string, help: string, read: () => number): void => {
+    registry.registerMetric(new Counter({
+      name,
+      help,
+      registers: [],
+      collect () {
+        this.reset()
+        this.inc(read())
+      }
+    }))
+  }
+
+  gauge('tickstream_sessions_active', 'Sessions registered and not yet deactivated.', () => sessions.activeCount)
+  gauge('tickstream_streams_open', 'SSE responses being served.', () => streams.openCount)
+  gauge('tickstream_bus_subscriptions', 'Tickers this instance is subscribed to on the bus.', () => bus.subscriptions.size)
+  counter('tickstream_bus_subscribe_total', 'Bus subscriptions made (one per ticker going from 0 to 1 watcher).', () => bus.subscriptions.counters.subscribeTotal)
+  counter('tickstream_bus_unsubscribe_total', 'Bus subscriptions released (one per ticker going from 1 to 0 watchers).', () => bus.subscriptions.counters.unsubscribeTotal)
+  counter('tickstream_sessions_registered_total', 'Sessions registered.', () => sessions.counters.registered)
+  counter('tickstream_prices_received_total', 'Valid prices taken from the bus for subscribed tickers.', () => bus.counters.pricesReceived)
+  counter('tickstream_bus_messages_invalid_total', 'Bus messages dropped as malformed.', () => bus.counters.messagesInvalid)
+  counter('tickstream_events_sent_total', 'SSE events written (snapshot, prices, end).', () => streams.counters.eventsSent)
+  counter('tickstream_price_updates_conflated_total', 'Price updates replaced in a pending batch before being sent.', () => streams.counters.pricesConflated)
+  counter('tickstream_heartbeats_sent_total', 'SSE heartbeat comments written.', () => streams.counters.heartbeatsSent)
+  registry.registerMetric(new Counter({
+    name: 'tickstream_sessions_deactivated_total',
+    help: 'Sessions deactivated, by reason.',
+    labelNames: ['reason'],
+    registers: [],
+    collect () {
+      this.reset()
+      for (const reason of DEACTIVATION_REASONS) this.inc({ reason }, sessions.counters.deactivated[reason])
+    }
+  }))
+
+  fastify.decorate('metrics', registry)
+}, { name: 'tickstream-metrics', fastify: '5.x', dependencies: ['tickstream-sessions', 'tickstream-streams', 'tickstream-bus'] })

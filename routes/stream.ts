@@ -1,0 +1,44 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { OutgoingHttpHeaders } from 'node:http'
+import { HttpError, notFound, unavailable } from './http-error.js'
+import { SessionIdParams } from './schemas.js'
+
+const SSE_HEADERS: OutgoingHttpHeaders = {
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache',
+  // Tells nginx-style proxies not to buffer the stream.
+  'x-accel-buffering': 'no'
+}
+
+/**
+ * `GET /sessions/:id/stream`: no token, the unguessable session id is the capability (an
+ * EventSource cannot send headers). The registry decides, in one synchronous step, whether
+ * this response may stream; only then is the reply hijacked and the SSE headers written.
+ */
+const streamRoutes: FastifyPluginAsyncTypebox = async function streamRoutes (fastify) {
+  const { sessions } = fastify
+
+  fastify.get('/sessions/:id/stream', {
+    schema: { params: SessionIdParams }
+  }, (request, reply) => {
+    const result = sessions.openStream(request.params.id, () => {
+      reply.hijack()
+      // Headers set by hooks so far (request id, security headers) still go out.
+      const hookHeaders = reply.getHeaders() as OutgoingHttpHeaders
+      reply.raw.writeHead(200, { ...hookHeaders, ...SSE_HEADERS })
+      reply.raw.socket?.setNoDelay(true)
+      return reply.raw
+    })
+    if (result.ok) {
+      request.log.debug({ sessionId: request.params.id.slice(0, 8) }, 'stream opened')
+      return
+    }
+    switch (result.error) {
+      case 'not_found': throw notFound('session')
+      case 'already_streaming': throw new HttpError(409, 'a stream is already open for this session')
+      case 'shutting_down': throw unavailable('shutting down')
+    }
+  })
+}
+
+export default streamRoutes

@@ -1,0 +1,70 @@
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import fp from 'fastify-plugin'
+import busPlugin from '../plugins/bus.js'
+import configPlugin from '../plugins/config.js'
+import errorsPlugin from '../plugins/errors.js'
+import feedPlugin from '../plugins/feed.js'
+import metricsPlugin from '../plugins/metrics.js'
+import sessionsPlugin from '../plugins/sessions.js'
+import shutdownPlugin from '../plugins/shutdown.js'
+import streamsPlugin from '../plugins/streams.js'
+import healthRoutes from '../routes/health.js'
+import pricesRoutes from '../routes/prices.js'
+import sessionsRoutes from '../routes/sessions.js'
+import streamRoutes from '../routes/stream.js'
+import { systemClock, type Clock } from './clock.js'
+import type { Config } from './config.js'
+
+export interface AppOptions {
+  config: Config
+  /** Injected by tests that move time; the system clock otherwise. */
+  clock?: Clock
+  /** Injected by tests that pin randomness (shutdown retry spread); Math.random otherwise. */
+  random?: () => number
+}
+
+/** Default body limit; routes that take more (POST /prices) raise it for themselves. */
+const BODY_LIMIT_BYTES = 16 * 1024
+
+/**
+ * Options for the Fastify instance that hosts the app. Timeouts bound how long a client may
+ * take to *send* a request; they never cut a long-lived response such as a stream.
+ */
+export function serverOptions (config: Config): FastifyServerOptions {
+  return {
+    logger: { level: config.logLevel },
+    bodyLimit: BODY_LIMIT_BYTES,
+    routerOptions: { maxParamLength: 1024 },
+    // The contract forbids coercion ("12" is not a number) and silently dropping unknown keys.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true } },
+    requestTimeout: 30_000,
+    keepAliveTimeout: 72_000,
+    connectionTimeout: 0,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle'
+  }
+}
+
+/**
+ * The whole service as one plugin; `server.ts` (or a test) hosts it and decides on listening.
+ * Not encapsulated (fastify-plugin), so the host sees its decorators (`drain`, `sessions`...).
+ */
+async function tickstreamApp (fastify: FastifyInstance, options: AppOptions): Promise<void> {
+  const clock = options.clock ?? systemClock
+  const random = options.random ?? Math.random
+  await fastify.register(configPlugin, { config: options.config })
+  await fastify.register(errorsPlugin)
+  await fastify.register(busPlugin, { clock })
+  await fastify.register(streamsPlugin, { clock, random })
+  await fastify.register(sessionsPlugin, { clock })
+  await fastify.register(shutdownPlugin)
+  await fastify.register(metricsPlugin)
+  await fastify.register(feedPlugin, { clock })
+
+  await fastify.register(healthRoutes)
+  await fastify.register(sessionsRoutes)
+  await fastify.register(streamRoutes)
+  await fastify.register(pricesRoutes)
+}
+
+export default fp(tickstreamApp, { name: 'tickstream', fastify: '5.x' })

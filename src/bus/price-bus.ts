@@ -1,0 +1,142 @@
+import type { Clock } from '../clock.js'
+import { RateLimitedWarning, type Logger } from '../logger.js'
+import { MAX_PRICE_BYTES, toPriceUpdate, type PriceUpdate } from '../price.js'
+import { LatestPrices } from './latest-prices.js'
+import { TickerSubscriptions, type PriceListener, type SubscriptionTarget } from './ticker-subscriptions.js'
+
+/** Where a transport hands what it receives. */
+export interface BusInbox {
+  /** An already validated price (the in-process transport). */
+  deliver(update: PriceUpdate): void
+  /** A raw message from the ticker's channel (an external transport), validated here once. */
+  deliverMessage(ticker: string, message: string | Buffer): void
+}
+
+/**
+ * Moves prices between publishers and this instance. The in-process transport loops them
+ * back; the Redis one goes through Redis pub/sub. Subscription calls are fire-and-forget:
+ * a transport owns its retries and must re-subscribe everything after a reconnect.
+ */
+export interface BusTransport extends SubscriptionTarget {
+  publish(updates: readonly PriceUpdate[]): Promise<void>
+  /** Latest prices known beyond this instance (a shared cache); empty when there is none. */
+  latest(tickers: readonly string[]): Promise<PriceUpdate[]>
+  /** Whether the transport can do its job now (`/ready`). */
+  readonly isReady: boolean
+  close(): Promise<void>
+}
+
+export interface BusCounters {
+  pricesReceived: number
+  messagesInvalid: number
+}
+
+export interface PriceBusOptions {
+  createTransport: (inbox: BusInbox) => BusTransport
+  clock: Clock
+  logger: Logger
+}
+
+const INVALID_MESSAGE_WARN_INTERVAL_MS = 10_000
+
+export class PriceBus implements BusInbox {
+  readonly counters: BusCounters = { pricesReceived: 0, messagesInvalid: 0 }
+  readonly subscriptions: TickerSubscriptions
+  private readonly transport: BusTransport
+  private readonly latestSeen = new LatestPrices()
+  private readonly clock: Clock
+  private readonly logger: Logger
+  private readonly invalidMessageWarning: RateLimitedWarning
+
+  constructor (options: PriceBusOptions) {
+    this.clock = options.clock
+    this.logger = options.logger
+    this.invalidMessageWarning = new RateLimitedWarning(options.logger, INVALID_MESSAGE_WARN_INTERVAL_MS, options.clock)
+    this.transport = options.createTransport(this)
+    this.subscriptions = new TickerSubscriptions(this.transport)
+  }
+
+  get isReady (): boolean {
+    return this.transport.isReady
+  }
+
+  /** Publishes validated prices to every instance, this one included. */
+  async publish (updates: readonly PriceUpdate[]): Promise<void> {
+    for (const update of updates) this.latestSeen.remember(update)
+    await this.transport.publish(updates)
+  }
+
+  watch (ticker: string, listener: PriceListener): void {
+    this.subscriptions.add(ticker, listener)
+  }
+
+  unwatch (ticker: string, listener: PriceListener): void {
+    this.subscriptions.remove(ticker, listener)
+  }
+
+  deliver (update: PriceUpdate): void {
+    const listeners = this.subscriptions.listenersOf(update.ticker)
+    // A message can still arrive for a ticker just released; nobody wants it.
+    if (listeners === undefined) return
+    this.counters.pricesReceived++
+    this.latestSeen.remember(update)
+    for (const listener of listeners) {
+      try {
+        listener(update)
+      } catch (err) {
+        /* c8 ignore next 2 -- listeners only touch memory; this keeps one bug from starving the others */
+        this.logger.error({ err, ticker: update.ticker }, 'price listener failed')
+      }
+    }
+  }
+
+  deliverMessage (ticker: string, message: string | Buffer): void {
+    const result = this.parseMessage(ticker, message)
+    if (result.ok) {
+      this.deliver(result.update)
+      return
+    }
+    this.counters.messagesInvalid++
+    this.invalidMessageWarning.warn({ ticker, reason: result.reason }, 'dropped malformed bus message')
+  }
+
+  /**
+   * The latest known price of each ticker that has one, in the order asked: the shared
+   * cache's value unless this instance saw a newer one. Never rejects: without the shared
+   * cache it answers from what this instance saw.
+   */
+  async latest (tickers: readonly string[]): Promise<PriceUpdate[]> {
+    let shared: PriceUpdate[] = []
+    try {
+      shared = await this.transport.latest(tickers)
+    } catch (err) {
+      this.logger.warn({ err }, 'shared latest-price cache unavailable; snapshot from local prices')
+    }
+    const sharedByTicker = new Map(shared.map((update) => [update.ticker, update]))
+    const result: PriceUpdate[] = []
+    for (const ticker of tickers) {
+      const local = this.latestSeen.get(ticker)
+      const remote = sharedByTicker.get(ticker)
+      const newest = local === undefined ? remote : remote === undefined || local.ts > remote.ts ? local : remote
+      if (newest !== undefined) result.push(newest)
+    }
+    return result
+  }
+
+  async close (): Promise<void> {
+    await this.transport.close()
+  }
+
+  private parseMessage (ticker: string, message: string | Buffer): { ok: true, update: PriceUpdate } | { ok: false, reason: string } {
+    const size = typeof message === 'string' ? Buffer.byteLength(message) : message.length
+    if (size > MAX_PRICE_BYTES) return { ok: false, reason: `larger than ${MAX_PRICE_BYTES} bytes` }
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(message.toString())
+    } catch {
+      return { ok: false, reason: 'not JSON' }
+    }
+    const result = toPriceUpdate(parsed, this.clock(), ticker)
+    return result.ok ? result : { ok: false, reason: result.reason }
+  }
+}

@@ -1,0 +1,145 @@
+import { normalizeTicker } from './price.js'
+
+/**
+ * The whole runtime configuration, parsed and validated once at start.
+ *
+ * Hand-written rather than env-schema/@fastify/env because the contract's rules are not
+ * JSON-schema shaped: an empty variable counts as unset, `FEED` defaults differently with
+ * and without Redis, and `FEED_TICKERS` must be normalized like any ticker. The core must
+ * not import Fastify either. Every error names the variable it is about.
+ */
+export interface Config {
+  host: string
+  port: number
+  logLevel: LogLevel
+  redisUrl: string | undefined
+  maxSessionsPerUser: number
+  maxTickersPerSession: number
+  sessionTtlMs: number
+  sessionMaxAgeMs: number
+  sweepIntervalMs: number
+  flushIntervalMs: number
+  heartbeatMs: number
+  retryMs: number
+  slowConsumerMs: number
+  rateLimitMax: number
+  rateLimitWindowMs: number
+  feed: FeedMode
+  feedTickers: string[]
+  feedRate: number
+  publishToken: string | undefined
+  jwtSecret: string | undefined
+  shutdownGraceMs: number
+}
+
+export type FeedMode = 'simulated' | 'none'
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = (typeof LOG_LEVELS)[number]
+
+export const DEFAULT_FEED_TICKERS = [
+  'AAPL', 'MSFT', 'NVDA', 'AMZN', 'GOOGL', 'META', 'TSLA', 'BRK.B', 'JPM', 'V',
+  'UNH', 'XOM', 'JNJ', 'WMT', 'MA', 'PG', 'AVGO', 'HD', 'COST', 'NFLX'
+]
+
+export class ConfigError extends Error {
+  constructor (readonly variable: string, problem: string) {
+    super(`${variable}: ${problem}`)
+    this.name = 'ConfigError'
+  }
+}
+
+export type Env = Readonly<Record<string, string | undefined>>
+
+/** An empty variable counts as unset (contract). */
+function read (env: Env, name: string): string | undefined {
+  const value = env[name]
+  return value === undefined || value === '' ? undefined : value
+}
+
+const MAX_PORT = 65535
+
+function integer (env: Env, name: string, fallback: number, minimum: 0 | 1, maximum = Number.MAX_SAFE_INTEGER): number {
+  const raw = read(env, name)
+  if (raw === undefined) return fallback
+  const trimmed = raw.trim()
+  if (!/^\d+$/.test(trimmed)) {
+    throw new ConfigError(name, `must be a non-negative integer, got ${JSON.stringify(raw)}`)
+  }
+  const value = Number(trimmed)
+  if (!Number.isSafeInteger(value) || value > maximum) {
+    throw new ConfigError(name, `must be at most ${maximum}, got ${JSON.stringify(raw)}`)
+  }
+  if (value < minimum) {
+    throw new ConfigError(name, `must be at least ${minimum}, got ${JSON.stringify(raw)}`)
+  }
+  return value
+}
+
+function oneOf<T extends string> (env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = read(env, name)
+  if (raw === undefined) return fallback
+  const match = allowed.find((candidate) => candidate === raw.trim())
+  if (match === undefined) {
+    throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`)
+  }
+  return match
+}
+
+function feedTickers (env: Env): string[] {
+  const raw = read(env, 'FEED_TICKERS')
+  if (raw === undefined) return [...DEFAULT_FEED_TICKERS]
+  const tickers = new Set<string>()
+  for (const part of raw.split(',')) {
+    if (part.trim() === '') continue
+    const ticker = normalizeTicker(part)
+    if (ticker === undefined) {
+      throw new ConfigError('FEED_TICKERS', `${JSON.stringify(part)} is not a valid ticker symbol`)
+    }
+    tickers.add(ticker)
+  }
+  if (tickers.size === 0) throw new ConfigError('FEED_TICKERS', 'lists no ticker')
+  return [...tickers]
+}
+
+function redisUrl (env: Env): string | undefined {
+  const raw = read(env, 'REDIS_URL')
+  if (raw === undefined) return undefined
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new ConfigError('REDIS_URL', `is not a URL, got ${JSON.stringify(raw)}`)
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    throw new ConfigError('REDIS_URL', `must start with redis:// or rediss://, got ${JSON.stringify(raw)}`)
+  }
+  return raw
+}
+
+export function loadConfig (env: Env = process.env): Config {
+  const redis = redisUrl(env)
+  return {
+    host: read(env, 'HOST') ?? '127.0.0.1',
+    port: integer(env, 'PORT', 3000, 0, MAX_PORT),
+    logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
+    redisUrl: redis,
+    maxSessionsPerUser: integer(env, 'MAX_SESSIONS_PER_USER', 3, 1),
+    maxTickersPerSession: integer(env, 'MAX_TICKERS_PER_SESSION', 50, 1),
+    sessionTtlMs: integer(env, 'SESSION_TTL_MS', 30_000, 1),
+    sessionMaxAgeMs: integer(env, 'SESSION_MAX_AGE_MS', 86_400_000, 1),
+    sweepIntervalMs: integer(env, 'SWEEP_INTERVAL_MS', 1000, 1),
+    flushIntervalMs: integer(env, 'FLUSH_INTERVAL_MS', 100, 1),
+    heartbeatMs: integer(env, 'HEARTBEAT_MS', 15_000, 1),
+    retryMs: integer(env, 'RETRY_MS', 3000, 1),
+    slowConsumerMs: integer(env, 'SLOW_CONSUMER_MS', 10_000, 1),
+    rateLimitMax: integer(env, 'RATE_LIMIT_MAX', 300, 0),
+    rateLimitWindowMs: integer(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1),
+    feed: oneOf<FeedMode>(env, 'FEED', ['simulated', 'none'], redis === undefined ? 'simulated' : 'none'),
+    feedTickers: feedTickers(env),
+    feedRate: integer(env, 'FEED_RATE', 50, 1),
+    publishToken: read(env, 'PUBLISH_TOKEN'),
+    jwtSecret: read(env, 'JWT_SECRET'),
+    shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000, 1)
+  }
+}

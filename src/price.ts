@@ -1,0 +1,98 @@
+/**
+ * A price as clients see it: `{ ticker, price, ts, ...whatever else the publisher sent }`.
+ * Validation lives here once, shared by `POST /prices`, the bus transports and the feed.
+ */
+export interface Price {
+  ticker: string
+  price: number
+  ts: number
+  [extra: string]: unknown
+}
+
+/**
+ * A price on its way through the engine. `json` is the serialized price, computed once when
+ * the price enters the bus so that fanning it out to N sessions costs no N serializations.
+ */
+export interface PriceUpdate {
+  readonly ticker: string
+  readonly ts: number
+  readonly price: Price
+  readonly json: string
+}
+
+const TICKER_PATTERN = /^[A-Z0-9][A-Z0-9.-]{0,14}$/
+
+/** A bus message or published price larger than this is refused (contract: 8 KiB). */
+export const MAX_PRICE_BYTES = 8 * 1024
+
+/** Trim, upper-case, validate. `undefined` when the result is not a valid symbol. */
+export function normalizeTicker (raw: string): string | undefined {
+  const ticker = raw.trim().toUpperCase()
+  return TICKER_PATTERN.test(ticker) ? ticker : undefined
+}
+
+export type TickerListResult =
+  | { ok: true, tickers: string[] }
+  | { ok: false, message: string }
+
+/** Normalizes a session's ticker list: trimmed, upper-cased, validated, deduplicated in order. */
+export function normalizeTickerList (raw: readonly string[], maxTickers: number): TickerListResult {
+  const tickers = new Set<string>()
+  for (const [index, entry] of raw.entries()) {
+    const ticker = normalizeTicker(entry)
+    if (ticker === undefined) {
+      return { ok: false, message: `tickers/${index} is not a valid ticker symbol` }
+    }
+    tickers.add(ticker)
+  }
+  if (tickers.size === 0) return { ok: false, message: 'tickers must list at least one ticker' }
+  if (tickers.size > maxTickers) {
+    return { ok: false, message: `tickers must list at most ${maxTickers} distinct tickers, got ${tickers.size}` }
+  }
+  return { ok: true, tickers: [...tickers] }
+}
+
+export type PriceResult =
+  | { ok: true, update: PriceUpdate }
+  | { ok: false, reason: string }
+
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/**
+ * Validates and normalizes one price from an untrusted source. `receivedAt` stands in for a
+ * missing `ts`. When `expectedTicker` is given (a bus channel's ticker), the price must be for it.
+ */
+export function toPriceUpdate (input: unknown, receivedAt: number, expectedTicker?: string): PriceResult {
+  if (!isPlainObject(input)) return { ok: false, reason: 'not an object' }
+  const rawTicker = input.ticker
+  if (typeof rawTicker !== 'string') return { ok: false, reason: 'ticker is not a string' }
+  const ticker = normalizeTicker(rawTicker)
+  if (ticker === undefined) return { ok: false, reason: 'ticker is not a valid symbol' }
+  if (expectedTicker !== undefined && ticker !== expectedTicker) {
+    return { ok: false, reason: `ticker ${ticker} does not match channel ticker ${expectedTicker}` }
+  }
+  const value = input.price
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    return { ok: false, reason: 'price is not a finite non-negative number' }
+  }
+  let ts = receivedAt
+  if ('ts' in input) {
+    if (typeof input.ts !== 'number' || !Number.isFinite(input.ts)) {
+      return { ok: false, reason: 'ts is not a finite number' }
+    }
+    ts = input.ts
+  }
+  // Spread keeps the publisher's extra fields (and their order); own keys such as
+  // "__proto__" stay plain data properties, they never touch the prototype.
+  const price: Price = { ...input, ticker, price: value, ts }
+  const json = JSON.stringify(price)
+  if (Buffer.byteLength(json) > MAX_PRICE_BYTES) return { ok: false, reason: `larger than ${MAX_PRICE_BYTES} bytes` }
+  return { ok: true, update: { ticker, ts, price, json } }
+}
+
+/** For trusted, already valid prices (the simulated feed). */
+export function priceUpdate (price: Price): PriceUpdate {
+  return { ticker: price.ticker, ts: price.ts, price, json: JSON.stringify(price) }
+}

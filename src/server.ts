@@ -1,0 +1,41 @@
+import closeWithGrace from 'close-with-grace'
+import Fastify from 'fastify'
+import tickstreamApp, { serverOptions } from './app.js'
+import { ConfigError, loadConfig, type Config } from './config.js'
+
+/** Time kept back from SHUTDOWN_GRACE_MS for closing the server after the drain. */
+const CLOSE_MARGIN_MS = 250
+
+function configOrExit (): Config {
+  try {
+    return loadConfig(process.env)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`tickstream: invalid configuration: ${err.message}\n`)
+      process.exit(1)
+    }
+    throw err
+  }
+}
+
+/** The only place that listens, handles signals and exits. */
+async function main (): Promise<void> {
+  const config = configOrExit()
+  const app = Fastify(serverOptions(config))
+  await app.register(tickstreamApp, { config })
+
+  closeWithGrace({ delay: config.shutdownGraceMs + 500, logger: app.log }, async ({ signal, err }) => {
+    if (err !== undefined) app.log.error({ err }, 'fatal error, shutting down')
+    else app.log.info({ signal }, 'shutting down')
+    await app.drain(Math.max(0, config.shutdownGraceMs - CLOSE_MARGIN_MS))
+    await app.close()
+  })
+
+  if (config.publishToken === undefined) app.log.info('POST /prices disabled (PUBLISH_TOKEN unset)')
+  await app.listen({ host: config.host, port: config.port })
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`tickstream: failed to start: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
+  process.exit(1)
+})

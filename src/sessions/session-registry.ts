@@ -1,0 +1,233 @@
+import { randomBytes } from 'node:crypto'
+import type { PriceBus } from '../bus/price-bus.js'
+import type { Clock } from '../clock.js'
+import type { Logger } from '../logger.js'
+import type { SessionStream, SseSink } from '../stream/session-stream.js'
+import { shortId } from '../stream/session-stream.js'
+import type { StreamHub } from '../stream/stream-hub.js'
+import { DEACTIVATION_REASONS, type DeactivationReason, type Session, type SessionView } from './session.js'
+
+export interface SessionPolicy {
+  maxSessionsPerUser: number
+  sessionTtlMs: number
+  sessionMaxAgeMs: number
+}
+
+export interface RegistryCounters {
+  registered: number
+  deactivated: Record<DeactivationReason, number>
+}
+
+export type DeactivationObserver = (session: Readonly<Session>, reason: DeactivationReason) => void
+
+export type RegisterResult =
+  | { ok: true, session: SessionView, evicted: string[] }
+  | { ok: false, error: 'shutting_down' }
+
+export type OpenStreamResult =
+  | { ok: true, stream: SessionStream }
+  | { ok: false, error: 'not_found' | 'already_streaming' | 'shutting_down' }
+
+export interface SessionRegistryOptions {
+  policy: SessionPolicy
+  bus: Pick<PriceBus, 'watch' | 'unwatch' | 'latest'>
+  hub: StreamHub
+  clock: Clock
+  logger: Logger
+  /** Session id source; 128 random bits, URL-safe. Injectable for tests only. */
+  newSessionId?: () => string
+}
+
+export function randomSessionId (): string {
+  return randomBytes(16).toString('base64url')
+}
+
+/**
+ * All live sessions, by id and per user in creation order, and the one place a session ends.
+ *
+ * Invariant: a session is in `sessions` exactly while its state is not `ended`. Every
+ * mutation below is synchronous, so no other request can observe a half-done transition.
+ */
+export class SessionRegistry {
+  readonly counters: RegistryCounters = {
+    registered: 0,
+    deactivated: Object.fromEntries(DEACTIVATION_REASONS.map((reason) => [reason, 0])) as Record<DeactivationReason, number>
+  }
+
+  private readonly sessions = new Map<string, Session>()
+  /** Per user, in creation order (a Set iterates in insertion order): the first is the oldest. */
+  private readonly sessionsByUser = new Map<string, Set<Session>>()
+  private readonly policy: SessionPolicy
+  private readonly bus: SessionRegistryOptions['bus']
+  private readonly hub: StreamHub
+  private readonly clock: Clock
+  private readonly logger: Logger
+  private readonly newSessionId: () => string
+  private acceptingNewWork = true
+  private readonly deactivationObservers: DeactivationObserver[] = []
+
+  constructor (options: SessionRegistryOptions) {
+    this.policy = options.policy
+    this.bus = options.bus
+    this.hub = options.hub
+    this.clock = options.clock
+    this.logger = options.logger
+    this.newSessionId = options.newSessionId ?? randomSessionId
+  }
+
+  /** Registered, not yet deactivated (the `tickstream_sessions_active` gauge). */
+  get activeCount (): number {
+    return this.sessions.size
+  }
+
+  get isAccepting (): boolean {
+    return this.acceptingNewWork
+  }
+
+  /**
+   * Registers a session, first evicting the user's oldest ones so the user stays within
+   * MAX_SESSIONS_PER_USER. Eviction and insertion happen in this one synchronous call, so
+   * concurrent registrations of one user can never overshoot the limit.
+   */
+  register (userId: string, tickers: readonly string[]): RegisterResult {
+    if (!this.acceptingNewWork) return { ok: false, error: 'shutting_down' }
+    const evicted: string[] = []
+    const owned = this.sessionsByUser.get(userId)
+    while (owned !== undefined && owned.size >= this.policy.maxSessionsPerUser) {
+      const oldest = owned.values().next().value
+      /* c8 ignore next -- the loop condition guarantees a first element */
+      if (oldest === undefined) break
+      this.deactivate(oldest.id, 'evicted')
+      evicted.push(oldest.id)
+    }
+
+    const session: Session = {
+      id: this.newSessionId(),
+      userId,
+      tickers: [...tickers],
+      createdAt: this.clock(),
+      state: 'pending',
+      stream: undefined,
+      listener: (update) => session.stream?.offer(update)
+    }
+    this.sessions.set(session.id, session)
+    const userSessions = owned ?? new Set<Session>()
+    userSessions.add(session)
+    this.sessionsByUser.set(userId, userSessions)
+    for (const ticker of session.tickers) this.bus.watch(ticker, session.listener)
+    this.counters.registered++
+    return { ok: true, session: this.toView(session), evicted }
+  }
+
+  /** The live session's public view; `undefined` once it is unknown or ended. */
+  view (sessionId: string): SessionView | undefined {
+    const session = this.sessions.get(sessionId)
+    return session === undefined ? undefined : this.toView(session)
+  }
+
+  /**
+   * Attaches an SSE response to a session. `startResponse` is called only when the session
+   * can stream, so the caller writes headers only then. Check and attach are one step.
+   */
+  openStream (sessionId: string, startResponse: () => SseSink): OpenStreamResult {
+    if (!this.acceptingNewWork) return { ok: false, error: 'shutting_down' }
+    const session = this.sessions.get(sessionId)
+    if (session === undefined) return { ok: false, error: 'not_found' }
+    if (session.stream !== undefined) return { ok: false, error: 'already_streaming' }
+
+    const stream = this.hub.open(session.id, startResponse(), (reason) => this.deactivate(session.id, reason))
+    session.stream = stream
+    session.state = 'streaming'
+    if (stream.isGone) {
+      // The client left before we could start (aborted before the first byte).
+      this.deactivate(session.id, 'client_closed')
+      return { ok: true, stream }
+    }
+    this.bus.latest(session.tickers)
+      .then((snapshot) => stream.sendSnapshot(snapshot))
+      .catch(/* c8 ignore next -- latest() never rejects; this keeps a bug from becoming an unhandled rejection */
+        (err: unknown) => this.logger.error({ err, sessionId: shortId(session.id) }, 'snapshot failed'))
+    return { ok: true, stream }
+  }
+
+  /**
+   * THE way a session ends, for every reason. The first call wins and releases everything
+   * the session holds: its stream, its bus subscriptions, its registry entries. Later calls
+   * (the close event after our own end(), a sweep racing a DELETE...) return false.
+   */
+  deactivate (sessionId: string, reason: DeactivationReason): boolean {
+    const session = this.sessions.get(sessionId)
+    if (session === undefined) return false
+    // Check-and-set, no await in between: from this line on every other caller sees it gone.
+    this.sessions.delete(sessionId)
+    session.state = 'ended'
+    try {
+      session.stream?.close(reason)
+    } catch (err) {
+      /* c8 ignore next 2 -- close() guards its writes; if it ever throws, the releases below still run */
+      this.logger.error({ err, sessionId: shortId(sessionId), reason }, 'closing stream failed')
+    } finally {
+      this.releaseHoldings(session)
+      this.counters.deactivated[reason]++
+      this.logger.debug({ sessionId: shortId(sessionId), reason, lifetimeMs: this.clock() - session.createdAt }, 'session deactivated')
+      for (const observer of this.deactivationObservers) observer(session, reason)
+    }
+    return true
+  }
+
+  /** Called after each deactivation, once per session (metrics, tests). */
+  observeDeactivations (observer: DeactivationObserver): void {
+    this.deactivationObservers.push(observer)
+  }
+
+  /** The sweep step: ends sessions whose deadline (see `expiresAt`) has passed. */
+  expireDue (): number {
+    const now = this.clock()
+    const due: string[] = []
+    for (const session of this.sessions.values()) {
+      if (now >= this.expiresAt(session)) due.push(session.id)
+    }
+    let expired = 0
+    for (const id of due) if (this.deactivate(id, 'expired')) expired++
+    return expired
+  }
+
+  /** Refuses new sessions and streams, and ends every live session with reason `shutdown`. */
+  shutdown (): number {
+    this.acceptingNewWork = false
+    let ended = 0
+    for (const id of [...this.sessions.keys()]) if (this.deactivate(id, 'shutdown')) ended++
+    return ended
+  }
+
+  private releaseHoldings (session: Session): void {
+    const userSessions = this.sessionsByUser.get(session.userId)
+    if (userSessions !== undefined) {
+      userSessions.delete(session)
+      if (userSessions.size === 0) this.sessionsByUser.delete(session.userId)
+    }
+    for (const ticker of session.tickers) this.bus.unwatch(ticker, session.listener)
+    session.stream = undefined
+  }
+
+  /**
+   * A session whose stream was never opened expires SESSION_TTL_MS after registration; any
+   * session, streaming or not, at SESSION_MAX_AGE_MS.
+   */
+  private expiresAt (session: Session): number {
+    const maxAge = this.policy.sessionMaxAgeMs
+    const lifetime = session.state === 'pending' ? Math.min(this.policy.sessionTtlMs, maxAge) : maxAge
+    return session.createdAt + lifetime
+  }
+
+  private toView (session: Session): SessionView {
+    return {
+      sessionId: session.id,
+      userId: session.userId,
+      tickers: [...session.tickers],
+      state: session.state === 'streaming' ? 'streaming' : 'pending',
+      createdAt: session.createdAt,
+      expiresAt: this.expiresAt(session)
+    }
+  }
+}

@@ -1,0 +1,150 @@
+import type { Clock } from '../clock.js'
+import type { Logger } from '../logger.js'
+import type { DeactivationReason } from '../sessions/session.js'
+import { FlushScheduler } from './flush-scheduler.js'
+import { SessionStream, type SseSink } from './session-stream.js'
+
+export interface StreamSettings {
+  flushIntervalMs: number
+  heartbeatMs: number
+  retryMs: number
+  slowConsumerMs: number
+}
+
+export interface StreamCounters {
+  eventsSent: number
+  pricesConflated: number
+  heartbeatsSent: number
+}
+
+export interface StreamHubOptions {
+  settings: StreamSettings
+  clock: Clock
+  logger: Logger
+  /** In [0, 1); spreads the shutdown retry hints. Injected so tests can pin it. */
+  random?: () => number
+  /** Observes the number of prices in each `prices` event (a metrics histogram). */
+  onFlush?: (priceCount: number) => void
+}
+
+/**
+ * Owns what all streams share: the flush wheel, the heartbeat pass, the counters, and the
+ * list of responses that are still open at the socket level (for a graceful drain).
+ */
+export class StreamHub {
+  readonly settings: StreamSettings
+  readonly clock: Clock
+  readonly logger: Logger
+  readonly scheduler: FlushScheduler
+  readonly counters: StreamCounters = { eventsSent: 0, pricesConflated: 0, heartbeatsSent: 0 }
+  private readonly random: () => number
+  private readonly onFlush: ((priceCount: number) => void) | undefined
+  private readonly streams = new Set<SessionStream>()
+  private readonly responses = new Set<SseSink>()
+  private responsesClosedWaiters: Array<() => void> = []
+  private heartbeatTimer: NodeJS.Timeout | undefined
+
+  constructor (options: StreamHubOptions) {
+    this.settings = options.settings
+    this.clock = options.clock
+    this.logger = options.logger
+    this.random = options.random ?? Math.random
+    this.onFlush = options.onFlush
+    this.scheduler = new FlushScheduler(this.settings.flushIntervalMs, this.clock)
+  }
+
+  /** Streams the engine is serving (the `tickstream_streams_open` gauge). */
+  get openCount (): number {
+    return this.streams.size
+  }
+
+  /** Responses not yet closed at the socket level, including ended ones still flushing. */
+  get responseCount (): number {
+    return this.responses.size
+  }
+
+  open (sessionId: string, sink: SseSink, terminate: (reason: DeactivationReason) => void): SessionStream {
+    this.trackResponse(sink)
+    const stream = new SessionStream(sessionId, sink, this, terminate)
+    this.streams.add(stream)
+    this.startHeartbeats()
+    return stream
+  }
+
+  /** Called once by a stream when it closes. */
+  release (stream: SessionStream): void {
+    this.scheduler.cancel(stream)
+    this.streams.delete(stream)
+    if (this.streams.size === 0) this.stopHeartbeats()
+  }
+
+  recordFlush (priceCount: number): void {
+    this.onFlush?.(priceCount)
+  }
+
+  /** A retry hint spread over [RETRY_MS, RETRY_MS + max(RETRY_MS, 5 s)) so clients do not return at once. */
+  shutdownRetryMs (): number {
+    const spread = Math.max(this.settings.retryMs, 5000)
+    return this.settings.retryMs + Math.floor(this.random() * spread)
+  }
+
+  /**
+   * An ended response whose bytes are still queued behind a client that does not read gets
+   * SLOW_CONSUMER_MS to take them, then is destroyed, so it cannot hold memory forever.
+   */
+  lingerUntilFlushed (sink: SseSink): void {
+    if (sink.writableLength === 0 || sink.destroyed) return
+    const timer = setTimeout(() => sink.destroy(), this.settings.slowConsumerMs)
+    timer.unref()
+    sink.on('close', () => clearTimeout(timer))
+  }
+
+  /** Resolves once every response handed to `open` has closed. */
+  async whenResponsesClosed (): Promise<void> {
+    if (this.responses.size === 0) return
+    await new Promise<void>((resolve) => this.responsesClosedWaiters.push(resolve))
+  }
+
+  /** Cuts off every response still open (the end of a shutdown grace period). */
+  destroyResponses (): number {
+    const remaining = [...this.responses]
+    for (const sink of remaining) sink.destroy()
+    return remaining.length
+  }
+
+  stop (): void {
+    this.scheduler.stop()
+    this.stopHeartbeats()
+  }
+
+  private trackResponse (sink: SseSink): void {
+    this.responses.add(sink)
+    sink.on('close', () => {
+      this.responses.delete(sink)
+      if (this.responses.size > 0) return
+      const waiters = this.responsesClosedWaiters
+      this.responsesClosedWaiters = []
+      for (const resolve of waiters) resolve()
+    })
+  }
+
+  /**
+   * One pass over all streams instead of one timer per stream. A quarter of HEARTBEAT_MS
+   * (at most 1 s) keeps the idle gap within 1.25 x HEARTBEAT_MS at a cost of a few
+   * comparisons per stream per second.
+   */
+  private startHeartbeats (): void {
+    if (this.heartbeatTimer !== undefined) return
+    const passMs = Math.max(1, Math.min(1000, Math.floor(this.settings.heartbeatMs / 4)))
+    this.heartbeatTimer = setInterval(() => {
+      const now = this.clock()
+      for (const stream of this.streams) stream.heartbeatIfIdle(now)
+    }, passMs)
+    this.heartbeatTimer.unref()
+  }
+
+  private stopHeartbeats (): void {
+    if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer)
+    this.heartbeatTimer = undefined
+  }
+}

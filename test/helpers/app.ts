@@ -1,0 +1,43 @@
+import type { FastifyInstance } from 'fastify'
+import Fastify from 'fastify'
+import type { Test } from 'tap'
+import tickstreamApp, { serverOptions, type AppOptions } from '../../src/app.js'
+import { loadConfig, type Config } from '../../src/config.js'
+
+export interface TestApp {
+  app: FastifyInstance
+  config: Config
+  baseUrl: string
+}
+
+/** Quiet, no built-in feed, any free port; a test overrides what it is about. */
+const TEST_ENV: Record<string, string> = {
+  HOST: '127.0.0.1',
+  PORT: '0',
+  LOG_LEVEL: 'silent',
+  FEED: 'none'
+}
+
+export function testConfig (env: Record<string, string> = {}): Config {
+  return loadConfig({ ...TEST_ENV, ...env })
+}
+
+export interface BuildOptions extends Omit<AppOptions, 'config'> {
+  /** Runs before the app is ready, e.g. to add a test hook. */
+  beforeReady?: (app: FastifyInstance) => void
+}
+
+/**
+ * Builds the app exactly as server.ts does and listens on a real socket; closes it when the
+ * test ends. The one way tests get an app.
+ */
+export async function startApp (t: Test, env: Record<string, string> = {}, options: BuildOptions = {}): Promise<TestApp> {
+  const config = testConfig(env)
+  const app = Fastify(serverOptions(config))
+  const { beforeReady, ...appOptions } = options
+  await app.register(tickstreamApp, { ...appOptions, config })
+  beforeReady?.(app)
+  t.teardown(async () => { await app.close() })
+  const address = await app.listen({ host: config.host, port: 0 })
+  return { app, config, baseUrl: address }
+}
