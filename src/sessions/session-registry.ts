@@ -125,6 +125,13 @@ export class SessionRegistry {
     return session === undefined ? undefined : this.toView(session)
   }
 
+  /** Backpressure state of a session's stream, for operators and tests; `undefined` when not streaming. */
+  streamStats (sessionId: string): { pendingPrices: number, congested: boolean, bufferedBytes: number } | undefined {
+    const stream = this.sessions.get(sessionId)?.stream
+    if (stream === undefined) return undefined
+    return { pendingPrices: stream.pendingSize, congested: stream.isCongested, bufferedBytes: stream.bufferedBytes }
+  }
+
   /**
    * Attaches an SSE response to a session. `startResponse` is called only when the session
    * can stream, so the caller writes headers only then. Check and attach are one step.

@@ -109,6 +109,11 @@ export class SseClient {
     this.response.pause()
   }
 
+  /** Reads again after `pause`. */
+  resume (): void {
+    this.response.resume()
+  }
+
   /** Closes the connection from the client side. */
   close (): void {
     this.response.destroy()

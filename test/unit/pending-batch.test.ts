@@ -1,0 +1,75 @@
+import t from 'tap'
+import { priceUpdate, type PriceUpdate } from '../../src/price.js'
+import { PendingBatch } from '../../src/stream/pending-batch.js'
+
+function update (ticker: string, price: number, ts: number): PriceUpdate {
+  return priceUpdate({ ticker, price, ts })
+}
+
+t.test('a new batch is empty and takes nothing', async (t) => {
+  const batch = new PendingBatch()
+  t.equal(batch.size, 0)
+  t.strictSame(batch.take(), [])
+})
+
+t.test('put returns false for a ticker without a pending value and true when it replaces one', async (t) => {
+  const batch = new PendingBatch()
+  t.equal(batch.put(update('AAPL', 1, 1)), false)
+  t.equal(batch.put(update('MSFT', 2, 1)), false, 'another ticker replaces nothing')
+  t.equal(batch.put(update('AAPL', 3, 2)), true, 'a second AAPL replaces the first')
+  t.equal(batch.put(update('AAPL', 4, 3)), true)
+})
+
+t.test('the size is bounded by the number of distinct tickers however many updates arrive', async (t) => {
+  const batch = new PendingBatch()
+  const tickers = ['AAPL', 'MSFT', 'NVDA']
+  for (let i = 0; i < 300; i++) {
+    batch.put(update(tickers[i % tickers.length] ?? 'AAPL', i, i))
+    t.ok(batch.size <= tickers.length)
+  }
+  t.equal(batch.size, 3)
+})
+
+t.test('take returns each ticker\'s latest serialized price in first-insertion order and empties the batch', async (t) => {
+  const batch = new PendingBatch()
+  const first = update('MSFT', 410, 1)
+  const second = update('AAPL', 187, 2)
+  const msftLater = update('MSFT', 411, 3)
+  const third = update('NVDA', 950, 4)
+  batch.put(first)
+  batch.put(second)
+  batch.put(msftLater)
+  batch.put(third)
+  t.strictSame(batch.take(), [msftLater.json, second.json, third.json])
+  t.equal(batch.size, 0, 'emptied')
+  t.strictSame(batch.take(), [], 'a second take has nothing')
+  t.equal(batch.put(update('MSFT', 412, 5)), false, 'after take nothing is pending, so nothing is replaced')
+})
+
+t.test('discardCoveredBy drops a pending value whose ts is the same as or older than the sent one', async (t) => {
+  const same = new PendingBatch()
+  same.put(update('AAPL', 1, 100))
+  same.discardCoveredBy(update('AAPL', 1, 100))
+  t.equal(same.size, 0, 'same ts: covered')
+
+  const older = new PendingBatch()
+  older.put(update('AAPL', 1, 99))
+  older.discardCoveredBy(update('AAPL', 2, 100))
+  t.equal(older.size, 0, 'older pending value: covered')
+})
+
+t.test('discardCoveredBy keeps a pending value newer than the sent one', async (t) => {
+  const batch = new PendingBatch()
+  const newer = update('AAPL', 2, 101)
+  batch.put(newer)
+  batch.discardCoveredBy(update('AAPL', 1, 100))
+  t.strictSame(batch.take(), [newer.json])
+})
+
+t.test('discardCoveredBy leaves other tickers alone and ignores tickers with nothing pending', async (t) => {
+  const batch = new PendingBatch()
+  const msft = update('MSFT', 1, 1)
+  batch.put(msft)
+  batch.discardCoveredBy(update('AAPL', 1, 1000))
+  t.strictSame(batch.take(), [msft.json])
+})
