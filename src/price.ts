@@ -62,16 +62,21 @@ function isPlainObject (value: unknown): value is Record<string, unknown> {
 
 /**
  * Validates and normalizes one price from an untrusted source. `receivedAt` stands in for a
- * missing `ts`. When `expectedTicker` is given (a bus channel's ticker), the price must be for it.
+ * missing `ts`.
+ *
+ * Two sources: a publisher (`POST /prices`), whose normalized price must still fit in a bus
+ * message (8 KiB) so every instance accepts it; and a bus message (`channelTicker` given),
+ * whose price must be for that channel and whose size the bus measured as received, before
+ * a missing `ts` was filled in.
  */
-export function toPriceUpdate (input: unknown, receivedAt: number, expectedTicker?: string): PriceResult {
+export function toPriceUpdate (input: unknown, receivedAt: number, channelTicker?: string): PriceResult {
   if (!isPlainObject(input)) return { ok: false, reason: 'not an object' }
   const rawTicker = input.ticker
   if (typeof rawTicker !== 'string') return { ok: false, reason: 'ticker is not a string' }
   const ticker = normalizeTicker(rawTicker)
   if (ticker === undefined) return { ok: false, reason: 'ticker is not a valid symbol' }
-  if (expectedTicker !== undefined && ticker !== expectedTicker) {
-    return { ok: false, reason: `ticker ${ticker} does not match channel ticker ${expectedTicker}` }
+  if (channelTicker !== undefined && ticker !== channelTicker) {
+    return { ok: false, reason: `ticker ${ticker} does not match channel ticker ${channelTicker}` }
   }
   const value = input.price
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
@@ -88,7 +93,7 @@ export function toPriceUpdate (input: unknown, receivedAt: number, expectedTicke
   // "__proto__" stay plain data properties, they never touch the prototype.
   const price: Price = { ...input, ticker, price: value, ts }
   const json = JSON.stringify(price)
-  if (Buffer.byteLength(json) > MAX_PRICE_BYTES) return { ok: false, reason: `larger than ${MAX_PRICE_BYTES} bytes` }
+  if (channelTicker === undefined && Buffer.byteLength(json) > MAX_PRICE_BYTES) return { ok: false, reason: `larger than ${MAX_PRICE_BYTES} bytes` }
   return { ok: true, update: { ticker, ts, price, json } }
 }
 

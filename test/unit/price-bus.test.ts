@@ -167,9 +167,7 @@ t.test('a valid message of exactly 8 KiB with ts is delivered', async (t) => {
   t.equal(watcher.received.length, 1)
 })
 
-t.test('a valid message of at most 8 KiB without ts is delivered', {
-  todo: 'bug: src/price.ts toPriceUpdate measures the price after adding ts, so a message under 8 KiB that omits ts is dropped as malformed'
-}, async (t) => {
+t.test('a valid message of at most 8 KiB without ts is delivered', async (t) => {
   const bus = makeBus()
   const watcher = recorder()
   bus.watch('AAPL', watcher.listener)
