@@ -1,4 +1,5 @@
-import { connect } from 'node:net'
+import { connect, type Socket } from 'node:net'
+import type { FastifyRequest } from 'fastify'
 import t, { type Test } from 'tap'
 import { startApp } from './helpers/app.js'
 import { register, request } from './helpers/http.js'
@@ -52,37 +53,48 @@ t.test('client abort mid-stream', async (t) => {
   await assertNothingLeft(t, app, baseUrl)
 })
 
-t.test('client abort before the first byte', async (t) => {
-  // The test holds stream requests in an onRequest hook until the client has gone, so the
-  // route runs against a connection that is already closed.
-  let releaseGate: () => void = () => {}
-  const gate = new Promise<void>((resolve) => { releaseGate = resolve })
+/**
+ * A client that leaves while its stream request is still in the hooks. A test hook holds
+ * the request until the server has seen the client go (`gone`), so the route then runs for a
+ * client that is no longer there; it must still end the session, exactly once.
+ */
+async function abortBeforeFirstByte (t: Test, leave: (socket: Socket) => void, gone: (request: FastifyRequest) => Promise<unknown>): Promise<void> {
   let arrived: () => void = () => {}
   const requestArrived = new Promise<void>((resolve) => { arrived = resolve })
   const { app, baseUrl } = await startApp(t, {}, {
     beforeReady: (app) => app.addHook('onRequest', async (request) => {
       if (!request.url.endsWith('/stream')) return
+      const clientGone = gone(request)
       arrived()
-      await gate
+      await clientGone
     })
   })
   const seen = recordDeactivations(app)
   const session = await register(baseUrl, 'early', TICKERS)
   const url = new URL(baseUrl)
   const socket = connect(Number(url.port), url.hostname)
+  socket.on('error', () => {})
   socket.write(`GET ${session.streamUrl} HTTP/1.1\r\nHost: ${url.host}\r\nAccept: text/event-stream\r\n\r\n`)
   let received = ''
   socket.on('data', (chunk) => { received += chunk.toString() })
-  await requestArrived
-  const closed = new Promise((resolve) => socket.on('close', resolve))
-  socket.destroy()
-  await closed
   const deactivated = new Promise<string>((resolve) => app.sessions.observeDeactivations((s, reason) => { if (s.id === session.sessionId) resolve(reason) }))
-  releaseGate()
+  await requestArrived
+  leave(socket)
   t.equal(await deactivated, 'client_closed')
   t.equal(received, '', 'the client got no byte')
   assertExactlyOnce(t, seen, [session.sessionId], 'client_closed')
   await assertNothingLeft(t, app, baseUrl)
+}
+
+t.test('client abort before the first byte: connection reset', async (t) => {
+  // After a reset the server's socket is destroyed before the route runs.
+  await abortBeforeFirstByte(t, (socket) => socket.resetAndDestroy(), async (request) => await new Promise((resolve) => request.raw.socket.once('close', resolve)))
+})
+
+t.test('client abort before the first byte: connection closed', async (t) => {
+  // After a plain close the server only sees the request aborted; the route's first write
+  // then fails and the response closes.
+  await abortBeforeFirstByte(t, (socket) => socket.destroy(), async (request) => await new Promise((resolve) => request.raw.once('close', resolve)))
 })
 
 t.test('write error: the client resets the connection while the server is writing', async (t) => {

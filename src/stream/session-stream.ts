@@ -15,6 +15,8 @@ export interface SseSink {
   destroy(): void
   readonly destroyed: boolean
   readonly writableLength: number
+  /** An HTTP response's socket: `null` or destroyed once the client is gone. */
+  readonly socket?: { readonly destroyed: boolean } | null
   once(event: 'drain', listener: () => void): unknown
   on(event: 'close', listener: () => void): unknown
   on(event: 'error', listener: (err: Error) => void): unknown
@@ -53,7 +55,7 @@ export class SessionStream implements Flushable {
       hub.logger.debug({ sessionId: shortId(sessionId), err }, 'stream write failed')
       this.terminate('client_closed')
     })
-    this.write(sseRetry(hub.settings.retryMs))
+    if (!this.isGone) this.write(sseRetry(hub.settings.retryMs))
   }
 
   get isCongested (): boolean {
@@ -68,9 +70,12 @@ export class SessionStream implements Flushable {
     return this.sink.writableLength
   }
 
-  /** True when the response went away before or while the stream was set up. */
+  /**
+   * True when the client went away before or while the stream was set up. A response whose
+   * socket already closed is not itself marked destroyed, so the socket is checked too.
+   */
   get isGone (): boolean {
-    return this.sink.destroyed
+    return this.sink.destroyed || this.sink.socket === null || this.sink.socket?.destroyed === true
   }
 
   /** A price for one of the session's tickers: keep it as the ticker's latest, flush soon. */

@@ -64,8 +64,10 @@ export class StreamHub {
   }
 
   open (sessionId: string, sink: SseSink, terminate: (reason: DeactivationReason) => void): SessionStream {
-    this.trackResponse(sink)
     const stream = new SessionStream(sessionId, sink, this, terminate)
+    // A response whose client is already gone may have emitted its 'close' already: there
+    // is nothing to wait for, and waiting for that event would never end.
+    if (!stream.isGone) this.trackResponse(sink)
     this.streams.add(stream)
     this.startHeartbeats()
     return stream

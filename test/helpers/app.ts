@@ -25,6 +25,8 @@ export function testConfig (env: Record<string, string> = {}): Config {
 export interface BuildOptions extends Omit<AppOptions, 'config'> {
   /** Runs before the app is ready, e.g. to add a test hook. */
   beforeReady?: (app: FastifyInstance) => void
+  /** Receives the pino JSON log lines (at LOG_LEVEL, or info when the test's env leaves it silent). */
+  logLines?: string[]
 }
 
 /**
@@ -33,8 +35,13 @@ export interface BuildOptions extends Omit<AppOptions, 'config'> {
  */
 export async function startApp (t: Test, env: Record<string, string> = {}, options: BuildOptions = {}): Promise<TestApp> {
   const config = testConfig(env)
-  const app = Fastify(serverOptions(config))
-  const { beforeReady, ...appOptions } = options
+  const { beforeReady, logLines, ...appOptions } = options
+  const fastifyOptions = serverOptions(config)
+  if (logLines !== undefined) {
+    const level = config.logLevel === 'silent' ? 'info' : config.logLevel
+    fastifyOptions.logger = { level, stream: { write: (line: string) => { logLines.push(line) } } }
+  }
+  const app = Fastify(fastifyOptions)
   await app.register(tickstreamApp, { ...appOptions, config })
   beforeReady?.(app)
   t.teardown(async () => { await app.close() })

@@ -40,7 +40,7 @@ t.test('a single price object is accepted', async (t) => {
 
 t.test('a bad or missing token is a 401', async (t) => {
   const { baseUrl } = await startApp(t, { PUBLISH_TOKEN: TOKEN })
-  for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: `Basic ${TOKEN}` }, { authorization: TOKEN }, { authorization: `Bearer ${TOKEN}x` }, { authorization: 'Bearer ' + 'a'.repeat(4000) }]) {
+  for (const headers of [{} as Record<string, string>, { authorization: 'Bearer wrong' }, { authorization: `Basic ${TOKEN}` }, { authorization: TOKEN }, { authorization: `Bearer ${TOKEN}x` }, { authorization: 'Bearer ' + 'a'.repeat(4000) }]) {
     const res = await request(baseUrl, '/prices', { method: 'POST', body: { ticker: 'AAPL', price: 1 }, headers })
     t.equal(res.status, 401, JSON.stringify(headers).slice(0, 40))
     t.equal(res.body.error, 'Unauthorized')

@@ -1,6 +1,4 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
-import path from 'node:path'
+import { spawnServer } from '../helpers/server-process.js'
 import t, { type Test } from 'tap'
 import { ConfigError, loadConfig, type Config, type Env } from '../../src/config.js'
 
@@ -151,32 +149,11 @@ t.test('the default FEED_TICKERS list is a fresh copy each time', async (t) => {
   t.strictSame(loadConfig({}).feedTickers, CONTRACT_DEFAULT_TICKERS)
 })
 
-/**
- * The real entry point, as `npm start` runs it (from source, through tsx). The child gets
- * the parent's environment without any tickstream variable, plus the one under test, so a
- * CI-provided REDIS_URL or HOST cannot change the outcome.
- */
+/** The real entry point in a child process; see test/helpers/server-process.ts. */
 async function runServer (extraEnv: Record<string, string>): Promise<{ code: number | null, stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env }
-  for (const name of CONFIG_VARIABLES) delete env[name]
-  Object.assign(env, { LOG_LEVEL: 'silent', PORT: '0' }, extraEnv)
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: path.resolve(import.meta.dirname, '../..'),
-    env,
-    stdio: ['ignore', 'ignore', 'pipe']
-  })
-  let stderr = ''
-  child.stderr.setEncoding('utf8')
-  child.stderr.on('data', (chunk: string) => { stderr += chunk })
-  // A guard, not a wait: if the server wrongly starts instead of exiting, do not hang the suite.
-  const guard = setTimeout(() => child.kill('SIGKILL'), 60_000)
-  try {
-    // 'close' follows 'exit' once stderr is fully read, so the message is complete.
-    const [code] = await once(child, 'close') as [number | null, NodeJS.Signals | null]
-    return { code, stderr }
-  } finally {
-    clearTimeout(guard)
-  }
+  const server = spawnServer({ LOG_LEVEL: 'silent', ...extraEnv })
+  const { code } = await server.exited
+  return { code, stderr: server.stderr() }
 }
 
 t.test('the server refuses to start with a negative PORT, naming it', async (t) => {
