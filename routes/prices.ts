@@ -3,7 +3,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { toPriceUpdate, type PriceUpdate } from '../src/price.js'
-import { ErrorBody, HttpError } from './http-error.js'
+import { ErrorBody, HttpError, unavailable } from './http-error.js'
 
 const PRICES_BODY_LIMIT = 1024 * 1024
 const MAX_PRICES_PER_REQUEST = 1000
@@ -41,7 +41,7 @@ const pricesRoutes: FastifyPluginAsyncTypebox = async function pricesRoutes (fas
     onRequest: bearerTokenCheck(config.publishToken),
     schema: {
       body: PricesBody,
-      response: { 202: Type.Object({ accepted: Type.Integer() }), '4xx': ErrorBody }
+      response: { 202: Type.Object({ accepted: Type.Integer() }), '4xx': ErrorBody, '5xx': ErrorBody }
     }
   }, async (request, reply) => {
     const items: unknown[] = Array.isArray(request.body) ? request.body : [request.body]
@@ -56,7 +56,12 @@ const pricesRoutes: FastifyPluginAsyncTypebox = async function pricesRoutes (fas
       }
       updates.push(result.update)
     }
-    await bus.publish(updates)
+    try {
+      await bus.publish(updates)
+    } catch (err) {
+      request.log.warn({ err, prices: updates.length }, 'publishing to the price bus failed')
+      throw unavailable('price bus unavailable')
+    }
     return await reply.code(202).send({ accepted: updates.length })
   })
 }

@@ -25,7 +25,7 @@ async function requireJson (request: FastifyRequest): Promise<void> {
 }
 
 const sessionsRoutes: FastifyPluginAsyncTypebox = async function sessionsRoutes (fastify) {
-  const { sessions, config } = fastify
+  const { sessions, config, bus } = fastify
 
   fastify.post('/sessions', {
     bodyLimit: REGISTER_BODY_LIMIT,
@@ -35,6 +35,8 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async function sessionsRoutes 
       response: { 201: RegisteredSessionBody, '4xx': ErrorBody, '5xx': ErrorBody }
     }
   }, async (request, reply) => {
+    // Redis mode, Redis unreachable: a session could not get prices, so refuse it clearly.
+    if (!bus.isReady) throw unavailable('price bus not ready')
     const tickers = normalizeTickerList(request.body.tickers, config.maxTickersPerSession)
     if (!tickers.ok) throw new HttpError(400, `body/${tickers.message}`)
     const result = sessions.register(request.body.userId, tickers.tickers)

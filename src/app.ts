@@ -8,6 +8,7 @@ import metricsPlugin from '../plugins/metrics.js'
 import sessionsPlugin from '../plugins/sessions.js'
 import shutdownPlugin from '../plugins/shutdown.js'
 import streamsPlugin from '../plugins/streams.js'
+import redisPlugin from '../plugins/redis.js'
 import healthRoutes from '../routes/health.js'
 import pricesRoutes from '../routes/prices.js'
 import sessionsRoutes from '../routes/sessions.js'
@@ -54,6 +55,7 @@ async function tickstreamApp (fastify: FastifyInstance, options: AppOptions): Pr
   const random = options.random ?? Math.random
   await fastify.register(configPlugin, { config: options.config })
   await fastify.register(errorsPlugin)
+  await fastify.register(redisPlugin, { clock })
   await fastify.register(busPlugin, { clock })
   await fastify.register(streamsPlugin, { clock, random })
   await fastify.register(sessionsPlugin, { clock })

@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js'
-import type { Logger } from '../logger.js'
+import { RateLimitedWarning, type Logger } from '../logger.js'
 import { priceUpdate, type PriceUpdate } from '../price.js'
 
 export interface SimulatedFeedOptions {
@@ -29,10 +29,13 @@ export class SimulatedFeed {
   private timer: NodeJS.Timeout | undefined
   private owedUpdates = 0
   private published = 0
+  private readonly publishWarning: RateLimitedWarning
 
   constructor (private readonly options: SimulatedFeedOptions) {
     this.random = options.random ?? Math.random
     this.tickMs = Math.max(MIN_TICK_MS, Math.floor(1000 / options.ratePerSecond))
+    // While the bus is down every tick fails; one warning per 10 s is enough.
+    this.publishWarning = new RateLimitedWarning(options.logger, 10_000, options.clock)
     for (const ticker of options.tickers) this.prices.set(ticker, roundCents(20 + this.random() * 480))
   }
 
@@ -59,7 +62,7 @@ export class SimulatedFeed {
     if (count === 0) return
     const updates = this.nextUpdates(count)
     this.published += updates.length
-    this.options.publish(updates).catch((err: unknown) => this.options.logger.warn({ err }, 'simulated feed publish failed'))
+    this.options.publish(updates).catch((err: unknown) => this.publishWarning.warn({ err }, 'simulated feed publish failed'))
   }
 
   nextUpdates (count: number): PriceUpdate[] {

@@ -21,14 +21,14 @@ export interface ServerProcess {
 }
 
 /**
- * Runs `src/server.ts` in a child process with the test runner's own TypeScript loader
+ * Runs `src/server.ts` (or another entry point) in a child process with the test runner's own TypeScript loader
  * (`process.execArgv`), so the child is the real entry point and its coverage counts.
  */
-export function spawnServer (env: Record<string, string>): ServerProcess {
+export function spawnServer (env: Record<string, string>, entry = 'src/server.ts'): ServerProcess {
   const childEnv: NodeJS.ProcessEnv = { ...process.env }
   for (const name of SERVICE_VARIABLES) delete childEnv[name]
   Object.assign(childEnv, { HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', FEED: 'none' }, env)
-  const child = spawn(process.execPath, [...process.execArgv, path.join(REPO_ROOT, 'src/server.ts')], {
+  const child = spawn(process.execPath, [...process.execArgv, path.join(REPO_ROOT, entry)], {
     cwd: REPO_ROOT,
     env: childEnv
   })

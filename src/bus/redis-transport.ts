@@ -1,0 +1,145 @@
+import type { Redis } from 'ioredis'
+import type { Clock } from '../clock.js'
+import { RateLimitedWarning, type Logger } from '../logger.js'
+import { toPriceUpdate, type PriceUpdate } from '../price.js'
+import type { BusInbox, BusTransport } from './price-bus.js'
+
+/** Prices travel on `prices:<TICKER>` (contract). */
+export const PRICE_CHANNEL_PREFIX = 'prices:'
+/** Hash of ticker -> latest price JSON, written with every publish, read for snapshots. */
+export const LATEST_PRICES_KEY = 'tickstream:latest-prices'
+
+export function priceChannel (ticker: string): string {
+  return `${PRICE_CHANNEL_PREFIX}${ticker}`
+}
+
+/** Redis accepts many channels per SUBSCRIBE; chunks keep one command reasonably small. */
+const SUBSCRIBE_CHUNK = 500
+const REDIS_WARN_INTERVAL_MS = 10_000
+
+/**
+ * Publishes prices to every instance: each price's latest-value entry and its message go in
+ * one MULTI, so no other publisher's write can fall between them. A subscriber that got a
+ * message therefore finds at least that price in the cache, and the cache and the message
+ * order agree on which price is the latest.
+ */
+export async function publishToRedis (commands: Redis, updates: readonly PriceUpdate[]): Promise<void> {
+  if (updates.length === 0) return
+  const transaction = commands.multi()
+  for (const update of updates) {
+    transaction.hset(LATEST_PRICES_KEY, update.ticker, update.json)
+    transaction.publish(priceChannel(update.ticker), update.json)
+  }
+  const results = await transaction.exec()
+  /* c8 ignore next 2 -- exec() resolves null only when a WATCHed key changed; we watch none */
+  if (results === null) throw new Error('redis transaction aborted')
+  for (const [err] of results) if (err !== null) throw err
+}
+
+export interface RedisTransportOptions {
+  /** Commands: publishing and the latest-price cache. */
+  commands: Redis
+  /** The one connection in subscriber mode, for every ticker this instance watches. */
+  subscriber: Redis
+  clock: Clock
+  logger: Logger
+}
+
+/**
+ * The bus over Redis pub/sub. `wanted` is the set of tickers this instance must be subscribed
+ * to, kept in step with the ref counts synchronously; the subscriber connection follows it:
+ * one SUBSCRIBE when a ticker is first wanted, one UNSUBSCRIBE when it no longer is, and the
+ * whole set again on every (re)connect. Commands on one connection run in order, so a ticker
+ * released and wanted again before Redis answers ends up subscribed.
+ *
+ * ioredis' own `autoResubscribe` and offline queue are off: they would replay what was asked
+ * while disconnected, including subscriptions since released. Re-subscribing from `wanted`
+ * on 'ready' is the one rule, and the restart test proves it.
+ */
+export class RedisTransport implements BusTransport {
+  private readonly wanted = new Set<string>()
+  private readonly commands: Redis
+  private readonly subscriber: Redis
+  private readonly clock: Clock
+  private readonly logger: Logger
+  private readonly redisWarning: RateLimitedWarning
+
+  constructor (private readonly inbox: BusInbox, options: RedisTransportOptions) {
+    this.commands = options.commands
+    this.subscriber = options.subscriber
+    this.clock = options.clock
+    this.logger = options.logger
+    this.redisWarning = new RateLimitedWarning(options.logger, REDIS_WARN_INTERVAL_MS, options.clock)
+    this.subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message))
+    this.subscriber.on('ready', () => this.subscribeWanted())
+  }
+
+  get isReady (): boolean {
+    return this.commands.status === 'ready' && this.subscriber.status === 'ready'
+  }
+
+  /** Tickers this instance wants to receive (for tests and diagnostics). */
+  get wantedTickers (): ReadonlySet<string> {
+    return this.wanted
+  }
+
+  subscribe (ticker: string): void {
+    this.wanted.add(ticker)
+    if (this.subscriber.status === 'ready') this.send('subscribe', [priceChannel(ticker)])
+  }
+
+  unsubscribe (ticker: string): void {
+    this.wanted.delete(ticker)
+    if (this.subscriber.status === 'ready') this.send('unsubscribe', [priceChannel(ticker)])
+  }
+
+  async publish (updates: readonly PriceUpdate[]): Promise<void> {
+    await publishToRedis(this.commands, updates)
+  }
+
+  async latest (tickers: readonly string[]): Promise<PriceUpdate[]> {
+    if (tickers.length === 0) return []
+    const values = await this.commands.hmget(LATEST_PRICES_KEY, ...tickers)
+    const now = this.clock()
+    const updates: PriceUpdate[] = []
+    for (const [index, value] of values.entries()) {
+      const ticker = tickers[index]
+      if (value === null || ticker === undefined) continue
+      // The cache is written by our publishers, but Redis is shared: check it like a message.
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(value)
+      } catch {
+        continue
+      }
+      const result = toPriceUpdate(parsed, now, ticker)
+      if (result.ok) updates.push(result.update)
+    }
+    return updates
+  }
+
+  async close (): Promise<void> {
+    // The connections belong to the plugin that created them; it closes them.
+    this.wanted.clear()
+  }
+
+  private onMessage (channel: string, message: string): void {
+    if (!channel.startsWith(PRICE_CHANNEL_PREFIX)) return
+    this.inbox.deliverMessage(channel.slice(PRICE_CHANNEL_PREFIX.length), message)
+  }
+
+  private subscribeWanted (): void {
+    const channels = [...this.wanted].map(priceChannel)
+    for (let start = 0; start < channels.length; start += SUBSCRIBE_CHUNK) {
+      this.send('subscribe', channels.slice(start, start + SUBSCRIBE_CHUNK))
+    }
+    if (channels.length > 0) this.logger.info({ tickers: channels.length }, 'subscribed to watched tickers on redis')
+  }
+
+  private send (command: 'subscribe' | 'unsubscribe', channels: string[]): void {
+    this.subscriber[command](...channels).catch((err: unknown) => {
+      // A reconnect re-subscribes everything wanted, so a failed command needs no retry here.
+      this.redisWarning.warn({ err, command, channels: channels.length }, 'redis subscription command failed')
+    })
+  }
+}

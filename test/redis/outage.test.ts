@@ -1,0 +1,67 @@
+import t from 'tap'
+import { startApp } from '../helpers/app.js'
+import { register, request } from '../helpers/http.js'
+import { ownRedisServer, redisClient, redisReady, uniqueTicker } from '../helpers/redis.js'
+import { SseClient } from '../helpers/sse-client.js'
+
+t.test('Redis stopped and restarted: streams stay open and resume; /ready flips 503 -> 200', async (t) => {
+  const redis = await ownRedisServer(t)
+  const { app, baseUrl } = await startApp(t, { REDIS_URL: redis.url, HEARTBEAT_MS: '1000', PUBLISH_TOKEN: 'tok' })
+  await redisReady(app)
+  const tickers = [uniqueTicker('O'), uniqueTicker('O')]
+  const clients = await Promise.all(tickers.map(async (ticker, i) => {
+    const session = await register(baseUrl, `user-${i}`, [ticker])
+    const client = await SseClient.open(baseUrl, session.streamUrl)
+    t.teardown(() => client.close())
+    await client.next()
+    return client
+  }))
+  t.equal((await request(baseUrl, '/ready')).status, 200)
+
+  const disconnected = new Promise<void>((resolve) => app.redis?.subscriber.once('close', () => resolve()))
+  await redis.stop()
+  await disconnected
+  t.equal((await request(baseUrl, '/ready')).status, 503, '/ready is 503 while Redis is down')
+  const refused = await request(baseUrl, '/sessions', { method: 'POST', body: { userId: 'late', tickers: ['AAPL'] } })
+  t.equal(refused.status, 503, 'registrations get a clear 503 while Redis is down')
+  const publishDuringOutage = await request(baseUrl, '/prices', { method: 'POST', headers: { authorization: 'Bearer tok' }, body: { ticker: tickers[0], price: 1 } })
+  t.equal(publishDuringOutage.status, 503, 'publishing gets a clear 503 while Redis is down')
+  // The outage lasts while the streams prove they are alive: two heartbeats each (about 2 s).
+  await Promise.all(clients.map(async (client) => {
+    const seen = client.comments.length
+    await client.waitForComment(seen)
+    await client.waitForComment(seen + 1)
+  }))
+  for (const client of clients) t.equal(client.ended, false, 'the stream is still open')
+
+  await redis.start()
+  await redisReady(app)
+  t.equal((await request(baseUrl, '/ready')).status, 200, '/ready is 200 again')
+  const publisher = redisClient(t, redis.url)
+  // Re-subscription is sent on 'ready'; a PING on the same connection returns after it.
+  await app.redis?.subscriber.ping()
+  for (const [i, ticker] of tickers.entries()) {
+    await publisher.publish(`prices:${ticker}`, JSON.stringify({ ticker, price: 100 + i }))
+  }
+  for (const [i, client] of clients.entries()) {
+    const event = await client.waitFor((e) => e.event === 'prices')
+    t.equal(event.json.prices[0].price, 100 + i, `stream ${i} receives prices published after the restart`)
+  }
+  t.equal(clients.filter((client) => client.events.some((e) => e.event === 'end')).length, 0, 'no stream was ended')
+})
+
+t.test('before Redis ever answers, the server runs and says 503; then becomes ready', async (t) => {
+  const redis = await ownRedisServer(t)
+  await redis.stop()
+  const { app, baseUrl } = await startApp(t, { REDIS_URL: redis.url })
+  t.equal((await request(baseUrl, '/health')).status, 200, 'the process serves')
+  t.equal((await request(baseUrl, '/ready')).status, 503)
+  const refused = await request(baseUrl, '/sessions', { method: 'POST', body: { userId: 'early', tickers: ['AAPL'] } })
+  t.equal(refused.status, 503)
+  t.equal(refused.body.error, 'Service Unavailable')
+  await redis.start()
+  await redisReady(app)
+  t.equal((await request(baseUrl, '/ready')).status, 200)
+  const accepted = await request(baseUrl, '/sessions', { method: 'POST', body: { userId: 'early', tickers: ['AAPL'] } })
+  t.equal(accepted.status, 201)
+})
