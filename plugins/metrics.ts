@@ -1,10 +1,16 @@
 import fp from 'fastify-plugin'
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { DEACTIVATION_REASONS } from '../src/sessions/session.js'
+
+export interface MetricsObservers {
+  /** Time from request start to a 201 on POST /sessions. */
+  registrationSeconds: (seconds: number) => void
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
     metrics: Registry
+    metricsObservers: MetricsObservers
   }
 }
 
@@ -62,5 +68,20 @@ export default fp(async function metricsPlugin (fastify) {
     }
   }))
 
+  const registrationDuration = new Histogram({
+    name: 'tickstream_registration_duration_seconds',
+    help: 'Time to register a session (POST /sessions answered 201), from request start.',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [registry]
+  })
+  const flushSize = new Histogram({
+    name: 'tickstream_flush_prices',
+    help: 'Prices per prices event (after conflation).',
+    buckets: [1, 2, 5, 10, 20, 50, 100],
+    registers: [registry]
+  })
+  streams.observeFlushes((priceCount) => flushSize.observe(priceCount))
+
   fastify.decorate('metrics', registry)
+  fastify.decorate('metricsObservers', { registrationSeconds: (seconds: number) => registrationDuration.observe(seconds) })
 }, { name: 'tickstream-metrics', fastify: '5.x', dependencies: ['tickstream-sessions', 'tickstream-streams', 'tickstream-bus'] })

@@ -25,7 +25,11 @@ export const RegisteredSessionBody = Type.Object({
 
 export const USER_ID_PATTERN = '^[A-Za-z0-9_.@:-]{1,128}$'
 
-export const RegisterBody = Type.Object({
-  userId: Type.String({ minLength: 1, maxLength: 128, pattern: USER_ID_PATTERN }),
-  tickers: Type.Array(Type.String(), { minItems: 1 })
-}, { additionalProperties: false })
+const UserId = Type.String({ minLength: 1, maxLength: 128, pattern: USER_ID_PATTERN })
+const Tickers = Type.Array(Type.String(), { minItems: 1 })
+
+/** Open mode: the body says who the user is. */
+export const RegisterBody = Type.Object({ userId: UserId, tickers: Tickers }, { additionalProperties: false })
+
+/** Auth mode: the token says who the user is; a `userId` may repeat it (a different one is a 403). */
+export const AuthenticatedRegisterBody = Type.Object({ userId: Type.Optional(UserId), tickers: Tickers }, { additionalProperties: false })

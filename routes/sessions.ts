@@ -4,7 +4,8 @@ import { Type } from 'typebox'
 import { normalizeTickerList } from '../src/price.js'
 import type { SessionView } from '../src/sessions/session.js'
 import { ErrorBody, HttpError, notFound, unavailable } from './http-error.js'
-import { RegisterBody, RegisteredSessionBody, SessionBody, SessionIdParams } from './schemas.js'
+import { shedUnderPressure } from '../plugins/load-shedding.js'
+import { AuthenticatedRegisterBody, RegisterBody, RegisteredSessionBody, SessionBody, SessionIdParams } from './schemas.js'
 
 const REGISTER_BODY_LIMIT = 16 * 1024
 
@@ -24,22 +25,51 @@ async function requireJson (request: FastifyRequest): Promise<void> {
   }
 }
 
+/** Open mode: the body names the user. Auth mode: the token does, and the body may only agree. */
+function resolveUser (authenticatedUser: string | undefined, bodyUserId: string | undefined): string {
+  if (authenticatedUser === undefined) {
+    /* c8 ignore next -- the open-mode schema requires userId; this guards the types */
+    if (bodyUserId === undefined) throw new HttpError(400, "body must have required property 'userId'")
+    return bodyUserId
+  }
+  if (bodyUserId !== undefined && bodyUserId !== authenticatedUser) {
+    throw new HttpError(403, 'userId does not match the authenticated user')
+  }
+  return authenticatedUser
+}
+
 const sessionsRoutes: FastifyPluginAsyncTypebox = async function sessionsRoutes (fastify) {
-  const { sessions, config, bus } = fastify
+  const { sessions, config, bus, authenticateUser, metricsObservers } = fastify
+  const authRequired = config.jwtSecret !== undefined
+
+  /** The session's user when the caller may see it; otherwise it does not exist for them. */
+  function ownedView (request: FastifyRequest, sessionId: string): SessionView {
+    const view = sessions.view(sessionId)
+    // Another user's session is a 404 too: its existence is not revealed.
+    if (view === undefined || (authRequired && view.userId !== request.authenticatedUser)) throw notFound('session')
+    return view
+  }
 
   fastify.post('/sessions', {
     bodyLimit: REGISTER_BODY_LIMIT,
-    onRequest: requireJson,
+    // Not onRequest: the rate limiter's onRequest hook must see every request first (a 401
+    // or a 415 counts too), and the body is never parsed for a refused request.
+    preParsing: [requireJson, async (request) => { await authenticateUser(request) }],
+    onResponse: async (_request, reply) => {
+      if (reply.statusCode === 201) metricsObservers.registrationSeconds(reply.elapsedTime / 1000)
+    },
+    config: { rateLimit: { max: config.rateLimitMax, timeWindow: config.rateLimitWindowMs }, ...shedUnderPressure },
     schema: {
-      body: RegisterBody,
+      body: authRequired ? AuthenticatedRegisterBody : RegisterBody,
       response: { 201: RegisteredSessionBody, '4xx': ErrorBody, '5xx': ErrorBody }
     }
   }, async (request, reply) => {
+    const userId = resolveUser(request.authenticatedUser, request.body.userId)
     // Redis mode, Redis unreachable: a session could not get prices, so refuse it clearly.
     if (!bus.isReady) throw unavailable('price bus not ready')
     const tickers = normalizeTickerList(request.body.tickers, config.maxTickersPerSession)
     if (!tickers.ok) throw new HttpError(400, `body/${tickers.message}`)
-    const result = sessions.register(request.body.userId, tickers.tickers)
+    const result = sessions.register(userId, tickers.tickers)
     if (!result.ok) throw unavailable('shutting down')
     request.log.debug({ sessionId: result.session.sessionId.slice(0, 8), evicted: result.evicted.length }, 'session registered')
     return await reply.code(201).send({
@@ -50,23 +80,25 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async function sessionsRoutes 
   })
 
   fastify.get('/sessions/:id', {
+    onRequest: authenticateUser,
     schema: {
       params: SessionIdParams,
       response: { 200: SessionBody, '4xx': ErrorBody }
     }
   }, async (request) => {
-    const view = sessions.view(request.params.id)
-    if (view === undefined) throw notFound('session')
+    const view = ownedView(request, request.params.id)
     return { ...publicSession(view), state: view.state }
   })
 
   fastify.delete('/sessions/:id', {
+    onRequest: authenticateUser,
     schema: {
       params: SessionIdParams,
       response: { 204: Type.Null(), '4xx': ErrorBody }
     }
   }, async (request, reply) => {
-    if (!sessions.deactivate(request.params.id, 'deleted')) throw notFound('session')
+    const view = ownedView(request, request.params.id)
+    if (!sessions.deactivate(view.sessionId, 'deleted')) throw notFound('session')
     return await reply.code(204).send(null)
   })
 }

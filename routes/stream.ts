@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { OutgoingHttpHeaders } from 'node:http'
+import { shedUnderPressure } from '../plugins/load-shedding.js'
 import { HttpError, notFound, unavailable } from './http-error.js'
 import { SessionIdParams } from './schemas.js'
 
@@ -19,6 +20,7 @@ const streamRoutes: FastifyPluginAsyncTypebox = async function streamRoutes (fas
   const { sessions } = fastify
 
   fastify.get('/sessions/:id/stream', {
+    config: shedUnderPressure,
     schema: { params: SessionIdParams }
   }, (request, reply) => {
     const result = sessions.openStream(request.params.id, () => {

@@ -1,13 +1,16 @@
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import authPlugin from '../plugins/auth.js'
 import busPlugin from '../plugins/bus.js'
 import configPlugin from '../plugins/config.js'
 import errorsPlugin from '../plugins/errors.js'
 import feedPlugin from '../plugins/feed.js'
+import loadSheddingPlugin, { type LoadSheddingOptions } from '../plugins/load-shedding.js'
 import metricsPlugin from '../plugins/metrics.js'
 import sessionsPlugin from '../plugins/sessions.js'
 import shutdownPlugin from '../plugins/shutdown.js'
 import streamsPlugin from '../plugins/streams.js'
+import rateLimitPlugin from '../plugins/rate-limit.js'
 import redisPlugin from '../plugins/redis.js'
 import healthRoutes from '../routes/health.js'
 import pricesRoutes from '../routes/prices.js'
@@ -22,10 +25,31 @@ export interface AppOptions {
   clock?: Clock
   /** Injected by tests that pin randomness (shutdown retry spread); Math.random otherwise. */
   random?: () => number
+  /** Overload thresholds; production defaults unless a test lowers them. */
+  loadShedding?: LoadSheddingOptions
 }
 
 /** Default body limit; routes that take more (POST /prices) raise it for themselves. */
 const BODY_LIMIT_BYTES = 16 * 1024
+
+/** `/sessions/<id>...`: a session id is a capability, so logs keep only its first 8 characters. */
+export function redactSessionIds (url: string): string {
+  return url.replace(/^\/sessions\/([^/?#]{8})[^/?#]*/, '/sessions/$1…')
+}
+
+/**
+ * pino JSON with request ids; request lines show URLs with session ids cut short. Pretty
+ * printing only for a person at a terminal, never in production logs.
+ */
+function loggerOptions (config: Config): FastifyServerOptions['logger'] {
+  return {
+    level: config.logLevel,
+    serializers: {
+      req: (request: { method: string, url: string, ip?: string }) => ({ method: request.method, url: redactSessionIds(request.url), remoteAddress: request.ip })
+    },
+    ...(process.stdout.isTTY ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } } } : {})
+  }
+}
 
 /**
  * Options for the Fastify instance that hosts the app. Timeouts bound how long a client may
@@ -33,7 +57,7 @@ const BODY_LIMIT_BYTES = 16 * 1024
  */
 export function serverOptions (config: Config): FastifyServerOptions {
   return {
-    logger: { level: config.logLevel },
+    logger: loggerOptions(config),
     bodyLimit: BODY_LIMIT_BYTES,
     routerOptions: { maxParamLength: 1024 },
     // The contract forbids coercion ("12" is not a number) and silently dropping unknown keys.
@@ -62,6 +86,9 @@ async function tickstreamApp (fastify: FastifyInstance, options: AppOptions): Pr
   await fastify.register(shutdownPlugin)
   await fastify.register(metricsPlugin)
   await fastify.register(feedPlugin, { clock })
+  await fastify.register(authPlugin)
+  await fastify.register(rateLimitPlugin)
+  await fastify.register(loadSheddingPlugin, options.loadShedding ?? {})
 
   await fastify.register(healthRoutes)
   await fastify.register(sessionsRoutes)

@@ -23,8 +23,6 @@ export interface StreamHubOptions {
   logger: Logger
   /** In [0, 1); spreads the shutdown retry hints. Injected so tests can pin it. */
   random?: () => number
-  /** Observes the number of prices in each `prices` event (a metrics histogram). */
-  onFlush?: (priceCount: number) => void
 }
 
 /**
@@ -38,7 +36,7 @@ export class StreamHub {
   readonly scheduler: FlushScheduler
   readonly counters: StreamCounters = { eventsSent: 0, pricesConflated: 0, heartbeatsSent: 0 }
   private readonly random: () => number
-  private readonly onFlush: ((priceCount: number) => void) | undefined
+  private flushObservers: Array<(priceCount: number) => void> = []
   private readonly streams = new Set<SessionStream>()
   private readonly responses = new Set<SseSink>()
   private responsesClosedWaiters: Array<() => void> = []
@@ -49,7 +47,6 @@ export class StreamHub {
     this.clock = options.clock
     this.logger = options.logger
     this.random = options.random ?? Math.random
-    this.onFlush = options.onFlush
     this.scheduler = new FlushScheduler(this.settings.flushIntervalMs, this.clock)
   }
 
@@ -80,8 +77,13 @@ export class StreamHub {
     if (this.streams.size === 0) this.stopHeartbeats()
   }
 
+  /** Observes the number of prices in each `prices` event (the flush-size histogram). */
+  observeFlushes (observer: (priceCount: number) => void): void {
+    this.flushObservers = [...this.flushObservers, observer]
+  }
+
   recordFlush (priceCount: number): void {
-    this.onFlush?.(priceCount)
+    for (const observer of this.flushObservers) observer(priceCount)
   }
 
   /** A retry hint spread over [RETRY_MS, RETRY_MS + max(RETRY_MS, 5 s)) so clients do not return at once. */

@@ -10,12 +10,17 @@ export interface TestApp {
   baseUrl: string
 }
 
-/** Quiet, no built-in feed, any free port; a test overrides what it is about. */
+/**
+ * Quiet, no built-in feed, any free port, no rate limit (its counters live in the shared
+ * Redis in Redis mode, where parallel test files would trip over each other); a test
+ * overrides what it is about.
+ */
 const TEST_ENV: Record<string, string> = {
   HOST: '127.0.0.1',
   PORT: '0',
   LOG_LEVEL: 'silent',
-  FEED: 'none'
+  FEED: 'none',
+  RATE_LIMIT_MAX: '0'
 }
 
 export function testConfig (env: Record<string, string> = {}): Config {
@@ -36,6 +41,9 @@ export interface BuildOptions extends Omit<AppOptions, 'config'> {
 export async function startApp (t: Test, env: Record<string, string> = {}, options: BuildOptions = {}): Promise<TestApp> {
   const config = testConfig(env)
   const { beforeReady, logLines, ...appOptions } = options
+  // Test files share two cores; a busy test machine is not what most tests are about, so
+  // load shedding is off unless a test sets its own thresholds.
+  appOptions.loadShedding ??= { maxEventLoopDelayMs: 0, maxEventLoopUtilization: 0 }
   const fastifyOptions = serverOptions(config)
   if (logLines !== undefined) {
     const level = config.logLevel === 'silent' ? 'info' : config.logLevel
