@@ -33,7 +33,7 @@ function bearerTokenCheck (expectedToken: string): (request: FastifyRequest) => 
 
 /** `POST /prices`, only registered when PUBLISH_TOKEN is set (otherwise a 404). */
 const pricesRoutes: FastifyPluginAsyncTypebox = async function pricesRoutes (fastify) {
-  const { config, bus } = fastify
+  const { config, bus, clock } = fastify
   if (config.publishToken === undefined) return
 
   fastify.post('/prices', {
@@ -45,7 +45,7 @@ const pricesRoutes: FastifyPluginAsyncTypebox = async function pricesRoutes (fas
     }
   }, async (request, reply) => {
     const items: unknown[] = Array.isArray(request.body) ? request.body : [request.body]
-    const receivedAt = Date.now()
+    const receivedAt = clock()
     const updates: PriceUpdate[] = []
     // All or nothing: every price is validated before any is published.
     for (const [index, item] of items.entries()) {

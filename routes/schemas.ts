@@ -2,7 +2,7 @@ import { Type } from 'typebox'
 
 export const SessionIdParams = Type.Object({
   // Any id is looked up; an unknown one is a 404, never a 400 (contract).
-  id: Type.String({ maxLength: 1024 })
+  id: Type.String({ maxLength: 4096 })
 })
 
 export const SessionState = Type.Union([Type.Literal('pending'), Type.Literal('streaming')])

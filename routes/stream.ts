@@ -20,6 +20,8 @@ const streamRoutes: FastifyPluginAsyncTypebox = async function streamRoutes (fas
   const { sessions } = fastify
 
   fastify.get('/sessions/:id/stream', {
+    // A HEAD would run this handler and use the session up without ever streaming.
+    exposeHeadRoute: false,
     config: shedUnderPressure,
     schema: { params: SessionIdParams }
   }, (request, reply) => {

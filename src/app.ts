@@ -1,4 +1,5 @@
-import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import { STATUS_CODES } from 'node:http'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import authPlugin from '../plugins/auth.js'
 import busPlugin from '../plugins/bus.js'
@@ -32,6 +33,19 @@ export interface AppOptions {
 /** Default body limit; routes that take more (POST /prices) raise it for themselves. */
 const BODY_LIMIT_BYTES = 16 * 1024
 
+/**
+ * Errors Fastify raises before any route runs. An overlong or badly escaped session id is
+ * still just an unknown session (404); everything else keeps its status, in the same body
+ * shape as every other error.
+ */
+function answerFrameworkError (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const unknownSession = (error.code === 'FST_ERR_MAX_PARAM_LENGTH' || error.code === 'FST_ERR_BAD_URL') &&
+    request.url.startsWith('/sessions/')
+  const statusCode = unknownSession ? 404 : error.statusCode ?? 400
+  const message = unknownSession ? 'session not found' : error.message
+  void reply.code(statusCode).send({ statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message })
+}
+
 /** `/sessions/<id>...`: a session id is a capability, so logs keep only its first 8 characters. */
 export function redactSessionIds (url: string): string {
   return url.replace(/^\/sessions\/([^/?#]{8})[^/?#]*/, '/sessions/$1…')
@@ -59,7 +73,9 @@ export function serverOptions (config: Config): FastifyServerOptions {
   return {
     logger: loggerOptions(config),
     bodyLimit: BODY_LIMIT_BYTES,
-    routerOptions: { maxParamLength: 1024 },
+    // Router lengths count UTF-16 units: room for any 1000-character id, even all emoji.
+    routerOptions: { maxParamLength: 4096 },
+    frameworkErrors: answerFrameworkError,
     // The contract forbids coercion ("12" is not a number) and silently dropping unknown keys.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true } },
     requestTimeout: 30_000,
@@ -77,7 +93,7 @@ export function serverOptions (config: Config): FastifyServerOptions {
 async function tickstreamApp (fastify: FastifyInstance, options: AppOptions): Promise<void> {
   const clock = options.clock ?? systemClock
   const random = options.random ?? Math.random
-  await fastify.register(configPlugin, { config: options.config })
+  await fastify.register(configPlugin, { config: options.config, clock })
   await fastify.register(errorsPlugin)
   await fastify.register(redisPlugin, { clock })
   await fastify.register(busPlugin, { clock })

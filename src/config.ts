@@ -58,6 +58,10 @@ function read (env: Env, name: string): string | undefined {
 }
 
 const MAX_PORT = 65535
+/** Node clamps a timer delay above 2^31-1 ms to 1 ms: a longer value would silently mean "now". */
+const MAX_TIMER_MS = 2_147_483_647
+/** Past this the simulated feed would build millions of prices per tick and block the loop. */
+const MAX_FEED_RATE = 100_000
 
 function integer (env: Env, name: string, fallback: number, minimum: 0 | 1, maximum = Number.MAX_SAFE_INTEGER): number {
   const raw = read(env, name)
@@ -126,20 +130,21 @@ export function loadConfig (env: Env = process.env): Config {
     redisUrl: redis,
     maxSessionsPerUser: integer(env, 'MAX_SESSIONS_PER_USER', 3, 1),
     maxTickersPerSession: integer(env, 'MAX_TICKERS_PER_SESSION', 50, 1),
-    sessionTtlMs: integer(env, 'SESSION_TTL_MS', 30_000, 1),
-    sessionMaxAgeMs: integer(env, 'SESSION_MAX_AGE_MS', 86_400_000, 1),
-    sweepIntervalMs: integer(env, 'SWEEP_INTERVAL_MS', 1000, 1),
-    flushIntervalMs: integer(env, 'FLUSH_INTERVAL_MS', 100, 1),
-    heartbeatMs: integer(env, 'HEARTBEAT_MS', 15_000, 1),
-    retryMs: integer(env, 'RETRY_MS', 3000, 1),
-    slowConsumerMs: integer(env, 'SLOW_CONSUMER_MS', 10_000, 1),
+    sessionTtlMs: integer(env, 'SESSION_TTL_MS', 30_000, 1, MAX_TIMER_MS),
+    sessionMaxAgeMs: integer(env, 'SESSION_MAX_AGE_MS', 86_400_000, 1, MAX_TIMER_MS),
+    sweepIntervalMs: integer(env, 'SWEEP_INTERVAL_MS', 1000, 1, MAX_TIMER_MS),
+    flushIntervalMs: integer(env, 'FLUSH_INTERVAL_MS', 100, 1, MAX_TIMER_MS),
+    heartbeatMs: integer(env, 'HEARTBEAT_MS', 15_000, 1, MAX_TIMER_MS),
+    retryMs: integer(env, 'RETRY_MS', 3000, 1, MAX_TIMER_MS),
+    slowConsumerMs: integer(env, 'SLOW_CONSUMER_MS', 10_000, 1, MAX_TIMER_MS),
     rateLimitMax: integer(env, 'RATE_LIMIT_MAX', 300, 0),
-    rateLimitWindowMs: integer(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1),
+    rateLimitWindowMs: integer(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1, MAX_TIMER_MS),
     feed: oneOf<FeedMode>(env, 'FEED', ['simulated', 'none'], redis === undefined ? 'simulated' : 'none'),
     feedTickers: feedTickers(env),
-    feedRate: integer(env, 'FEED_RATE', 50, 1),
+    feedRate: integer(env, 'FEED_RATE', 50, 1, MAX_FEED_RATE),
     publishToken: read(env, 'PUBLISH_TOKEN'),
     jwtSecret: read(env, 'JWT_SECRET'),
-    shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000, 1)
+    // The process-level deadline adds a margin on top, which must still fit a timer.
+    shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000, 1, MAX_TIMER_MS - 1000)
   }
 }

@@ -24,11 +24,27 @@ async function main (): Promise<void> {
   const app = Fastify(serverOptions(config))
   await app.register(tickstreamApp, { config })
 
-  closeWithGrace({ delay: config.shutdownGraceMs + 500, logger: app.log }, async ({ signal, err }) => {
+  const startedShutdownAt = { value: 0 }
+  closeWithGrace({
+    delay: config.shutdownGraceMs + 500,
+    logger: app.log,
+    // Ctrl-C on `npm start` reaches the server twice (from the terminal and forwarded by npm);
+    // a repeated signal must not turn a clean drain into an exit 1.
+    onSecondSignal: (signal) => app.log.warn({ signal }, 'already shutting down')
+  }, async ({ signal, err }) => {
+    startedShutdownAt.value = Date.now()
     if (err !== undefined) app.log.error({ err }, 'fatal error, shutting down')
     else app.log.info({ signal }, 'shutting down')
     await app.drain(Math.max(0, config.shutdownGraceMs - CLOSE_MARGIN_MS))
-    await app.close()
+    // Streams are gone; any other request still in flight (a body still uploading, a reply
+    // nobody reads) gets what is left of the grace period, then its connection is closed.
+    const remainingMs = Math.max(0, config.shutdownGraceMs - (Date.now() - startedShutdownAt.value))
+    const forceClose = setTimeout(() => app.server.closeAllConnections(), remainingMs)
+    try {
+      await app.close()
+    } finally {
+      clearTimeout(forceClose)
+    }
   })
 
   if (config.publishToken === undefined) app.log.info('POST /prices disabled (PUBLISH_TOKEN unset)')

@@ -1,6 +1,8 @@
+import { spawn } from 'node:child_process'
+import { connect } from 'node:net'
 import t, { type Test } from 'tap'
 import { register, request } from './helpers/http.js'
-import { listeningUrl, spawnServer } from './helpers/server-process.js'
+import { listeningUrl, REPO_ROOT, spawnServer } from './helpers/server-process.js'
 import { SseClient } from './helpers/sse-client.js'
 
 /** The real entry point (src/server.ts) in its own process, stopped by a real signal. */
@@ -75,4 +77,47 @@ t.test('while draining, the server listens: /ready is 503, new sessions and stre
   t.equal(stream.status, 503, 'no new stream')
   t.equal((await server.exited).code, 0)
   stuck.close()
+})
+
+t.test('a request still uploading its body does not hold the exit past the grace period', async (t) => {
+  const graceMs = 1500
+  const server = spawnServer({ SHUTDOWN_GRACE_MS: String(graceMs) })
+  t.teardown(() => { server.child.kill('SIGKILL') })
+  const baseUrl = await listeningUrl(server)
+  const url = new URL(baseUrl)
+  // Half a POST body, never finished.
+  const socket = connect(Number(url.port), url.hostname)
+  socket.on('error', () => {})
+  t.teardown(() => socket.destroy())
+  await new Promise((resolve) => socket.once('connect', resolve))
+  socket.write('POST /sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"userId":')
+  // A round trip on another connection proves the server has read the partial request.
+  t.equal((await request(baseUrl, '/health')).status, 200)
+  const started = Date.now()
+  server.child.kill('SIGTERM')
+  const { code } = await server.exited
+  t.equal(code, 0, `exit status 0 (stderr: ${server.stderr()})`)
+  t.ok(Date.now() - started < graceMs + 1000, 'within the grace period plus a second')
+})
+
+t.test('Ctrl-C on `npm start` reaches the server, which drains; npm exits with its status', async (t) => {
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', LOG_LEVEL: 'info', FEED: 'none', SHUTDOWN_GRACE_MS: '3000' }
+  delete env.NODE_OPTIONS
+  // Its own process group, like a terminal's foreground job: Ctrl-C signals the whole group.
+  const npm = spawn('npm', ['start', '--silent'], { cwd: REPO_ROOT, env, detached: true })
+  t.teardown(() => { try { process.kill(-(npm.pid ?? 0), 'SIGKILL') } catch {} })
+  let stdout = ''
+  npm.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+  npm.stderr.resume()
+  const exited = new Promise<number | null>((resolve) => npm.once('close', (code) => resolve(code)))
+  while (!/Server listening at (http:\/\/\S+?)"/.test(stdout)) await new Promise((resolve) => npm.stdout.once('data', resolve))
+  const baseUrl = /Server listening at (http:\/\/\S+?)"/.exec(stdout)?.[1] ?? ''
+  const session = await register(baseUrl, 'alice', ['AAPL'])
+  const client = await SseClient.open(baseUrl, session.streamUrl)
+  await client.next()
+  process.kill(-(npm.pid ?? 0), 'SIGINT')
+  const end = await client.waitFor((event) => event.event === 'end')
+  t.same(end.json, { reason: 'shutdown' }, 'the stream got its end event')
+  t.equal(await exited, 0, 'npm start exits 0, the server status')
+  t.match(stdout, /"msg":"drained"/)
 })

@@ -96,8 +96,7 @@ export class SessionRegistry {
     while (owned !== undefined && owned.size >= this.policy.maxSessionsPerUser) {
       const oldest = owned.values().next().value
       /* c8 ignore next -- the loop condition guarantees a first element */
-      if (oldest === undefined) break
-      this.deactivate(oldest.id, 'evicted')
+      if (oldest === undefined || !this.deactivate(oldest.id, 'evicted')) break
       evicted.push(oldest.id)
     }
 
@@ -121,8 +120,22 @@ export class SessionRegistry {
 
   /** The live session's public view; `undefined` once it is unknown or ended. */
   view (sessionId: string): SessionView | undefined {
-    const session = this.sessions.get(sessionId)
+    const session = this.liveSession(sessionId)
     return session === undefined ? undefined : this.toView(session)
+  }
+
+  /**
+   * The session if it is live. One past its deadline but not yet swept ends here and now:
+   * otherwise it could still be shown, or opened, which would extend its life to max age.
+   */
+  private liveSession (sessionId: string): Session | undefined {
+    const session = this.sessions.get(sessionId)
+    if (session === undefined) return undefined
+    if (this.clock() >= this.expiresAt(session)) {
+      this.deactivate(sessionId, 'expired')
+      return undefined
+    }
+    return session
   }
 
   /** Backpressure state of a session's stream, for operators and tests; `undefined` when not streaming. */
@@ -138,7 +151,7 @@ export class SessionRegistry {
    */
   openStream (sessionId: string, startResponse: () => SseSink): OpenStreamResult {
     if (!this.acceptingNewWork) return { ok: false, error: 'shutting_down' }
-    const session = this.sessions.get(sessionId)
+    const session = this.liveSession(sessionId)
     if (session === undefined) return { ok: false, error: 'not_found' }
     if (session.stream !== undefined) return { ok: false, error: 'already_streaming' }
 
@@ -177,7 +190,14 @@ export class SessionRegistry {
       this.releaseHoldings(session)
       this.counters.deactivated[reason]++
       this.logger.debug({ sessionId: shortId(sessionId), reason, lifetimeMs: this.clock() - session.createdAt }, 'session deactivated')
-      for (const observer of this.deactivationObservers) observer(session, reason)
+      for (const observer of this.deactivationObservers) {
+        try {
+          observer(session, reason)
+        } catch (err) {
+          /* c8 ignore next 2 -- observers are metrics and tests; one failing must not stop the caller's loop */
+          this.logger.error({ err, reason }, 'deactivation observer failed')
+        }
+      }
     }
     return true
   }

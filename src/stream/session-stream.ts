@@ -15,7 +15,7 @@ export interface SseSink {
   destroy(): void
   readonly destroyed: boolean
   readonly writableLength: number
-  /** An HTTP response's socket: `null` or destroyed once the client is gone. */
+  /** An HTTP response's socket; `null` while the response waits behind a pipelined one. */
   readonly socket?: { readonly destroyed: boolean } | null
   once(event: 'drain', listener: () => void): unknown
   on(event: 'close', listener: () => void): unknown
@@ -71,11 +71,12 @@ export class SessionStream implements Flushable {
   }
 
   /**
-   * True when the client went away before or while the stream was set up. A response whose
-   * socket already closed is not itself marked destroyed, so the socket is checked too.
+   * True when the client went away before or while the stream was set up. The socket is
+   * checked too because a reset can destroy it first. A `null` socket is not "gone": a
+   * pipelined response gets its socket when the one before it is done.
    */
   get isGone (): boolean {
-    return this.sink.destroyed || this.sink.socket === null || this.sink.socket?.destroyed === true
+    return this.sink.destroyed || this.sink.socket?.destroyed === true
   }
 
   /** A price for one of the session's tickers: keep it as the ticker's latest, flush soon. */
@@ -135,7 +136,8 @@ export class SessionStream implements Flushable {
     const retryHint = reason === 'shutdown' ? sseRetry(this.hub.shutdownRetryMs()) : ''
     this.writeEvent('end', endPayload(reason), retryHint)
     this.sink.end()
-    this.hub.lingerUntilFlushed(this.sink)
+    // During a shutdown the drain's deadline cuts off what is left; until then it may flush.
+    if (reason !== 'shutdown') this.hub.lingerUntilFlushed(this.sink)
   }
 
   private requestFlush (): void {
@@ -144,6 +146,7 @@ export class SessionStream implements Flushable {
   }
 
   private writeEvent (event: StreamEventName, data: string, prefix = ''): void {
+    if (this.sink.destroyed) return
     this.lastEventId++
     this.hub.counters.eventsSent++
     this.write(prefix + sseEvent(this.lastEventId, event, data))
@@ -174,7 +177,7 @@ export class SessionStream implements Flushable {
     this.hub.scheduler.cancel(this)
     this.sink.once('drain', () => this.onDrain())
     this.slowConsumerTimer = setTimeout(() => {
-      this.hub.logger.warn({ sessionId: shortId(this.sessionId), congestedMs: this.hub.settings.slowConsumerMs }, 'slow consumer cut off')
+      this.hub.slowConsumerWarning.warn({ sessionId: shortId(this.sessionId), congestedMs: this.hub.settings.slowConsumerMs }, 'slow consumer cut off')
       this.terminate('slow_consumer')
     }, this.hub.settings.slowConsumerMs)
     this.slowConsumerTimer.unref()

@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js'
-import type { Logger } from '../logger.js'
+import { RateLimitedWarning, type Logger } from '../logger.js'
 import type { DeactivationReason } from '../sessions/session.js'
 import { FlushScheduler } from './flush-scheduler.js'
 import { SessionStream, type SseSink } from './session-stream.js'
@@ -35,6 +35,8 @@ export class StreamHub {
   readonly logger: Logger
   readonly scheduler: FlushScheduler
   readonly counters: StreamCounters = { eventsSent: 0, pricesConflated: 0, heartbeatsSent: 0 }
+  /** Slow consumers can come in droves (a network blip); one warning per 10 s tells the story. */
+  readonly slowConsumerWarning: RateLimitedWarning
   private readonly random: () => number
   private flushObservers: Array<(priceCount: number) => void> = []
   private readonly streams = new Set<SessionStream>()
@@ -48,6 +50,7 @@ export class StreamHub {
     this.logger = options.logger
     this.random = options.random ?? Math.random
     this.scheduler = new FlushScheduler(this.settings.flushIntervalMs, this.clock)
+    this.slowConsumerWarning = new RateLimitedWarning(this.logger, 10_000, this.clock)
   }
 
   /** Streams the engine is serving (the `tickstream_streams_open` gauge). */
@@ -83,7 +86,14 @@ export class StreamHub {
   }
 
   recordFlush (priceCount: number): void {
-    for (const observer of this.flushObservers) observer(priceCount)
+    for (const observer of this.flushObservers) {
+      try {
+        observer(priceCount)
+      } catch (err) {
+        /* c8 ignore next 2 -- observers are metrics; a bug there must not break a flush */
+        this.logger.error({ err }, 'flush observer failed')
+      }
+    }
   }
 
   /** A retry hint spread over [RETRY_MS, RETRY_MS + max(RETRY_MS, 5 s)) so clients do not return at once. */

@@ -47,7 +47,9 @@ export async function startApp (t: Test, env: Record<string, string> = {}, optio
   const fastifyOptions = serverOptions(config)
   if (logLines !== undefined) {
     const level = config.logLevel === 'silent' ? 'info' : config.logLevel
-    fastifyOptions.logger = { level, stream: { write: (line: string) => { logLines.push(line) } } }
+    // The service's own logger options (serializers, redaction), writing into the array.
+    const serviceLogger = typeof fastifyOptions.logger === 'object' ? fastifyOptions.logger : {}
+    fastifyOptions.logger = { ...serviceLogger, level, stream: { write: (line: string) => { logLines.push(line) } } }
   }
   const app = Fastify(fastifyOptions)
   await app.register(tickstreamApp, { ...appOptions, config })

@@ -254,7 +254,7 @@ t.test('RateLimitedWarning lets one warning through per interval and reports how
   t.match(entries[3]?.obj, { suppressedSinceLast: 0 })
 })
 
-t.test('LatestPrices forgets the earliest first-seen ticker past its capacity', async (t) => {
+t.test('LatestPrices forgets the least recently updated ticker past its capacity', async (t) => {
   const latest = new LatestPrices(3)
   latest.remember(update('A', 1, 1))
   latest.remember(update('B', 1, 1))
@@ -264,11 +264,11 @@ t.test('LatestPrices forgets the earliest first-seen ticker past its capacity', 
   t.equal(latest.get('A')?.price.price, 2, 'and keeps the newer value')
   latest.remember(update('D', 1, 1))
   t.equal(latest.size, 3, 'never more than the capacity')
-  t.equal(latest.get('A'), undefined, 'A, first seen earliest, is forgotten even though it was updated')
-  t.ok(latest.get('B') !== undefined && latest.get('C') !== undefined && latest.get('D') !== undefined)
+  t.equal(latest.get('B'), undefined, 'B, the least recently updated, is forgotten')
+  t.ok(latest.get('A') !== undefined && latest.get('C') !== undefined && latest.get('D') !== undefined, 'A stays: it was updated')
   latest.remember(update('E', 1, 1))
-  t.equal(latest.get('B'), undefined, 'then B')
-  t.strictSame(['C', 'D', 'E'].map((ticker) => latest.get(ticker)?.ticker), ['C', 'D', 'E'])
+  t.equal(latest.get('C'), undefined, 'then C')
+  t.strictSame(['A', 'D', 'E'].map((ticker) => latest.get(ticker)?.ticker), ['A', 'D', 'E'])
 })
 
 t.test('LatestPrices stays bounded under many distinct tickers', async (t) => {

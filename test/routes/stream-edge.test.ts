@@ -1,0 +1,58 @@
+import { connect } from 'node:net'
+import t from 'tap'
+import { startApp } from '../helpers/app.js'
+import { register, request } from '../helpers/http.js'
+import { SseClient } from '../helpers/sse-client.js'
+
+t.test('HEAD on a stream URL does not open (or use up) the stream', async (t) => {
+  const { baseUrl } = await startApp(t)
+  const session = await register(baseUrl, 'alice', ['AAPL'])
+  const head = await request(baseUrl, session.streamUrl, { method: 'HEAD' })
+  t.equal(head.status, 404)
+  const view = await request(baseUrl, `/sessions/${session.sessionId}`)
+  t.equal(view.body.state, 'pending', 'still pending')
+  const client = await SseClient.open(baseUrl, session.streamUrl)
+  t.teardown(() => client.close())
+  t.equal((await client.next()).event, 'snapshot', 'the real stream still opens')
+})
+
+t.test('a stream request pipelined behind another request is served, not taken for gone', async (t) => {
+  const { app, baseUrl } = await startApp(t)
+  const first = await register(baseUrl, 'bob', ['AAPL'])
+  const second = await register(baseUrl, 'carol', ['AAPL'])
+  const url = new URL(baseUrl)
+  const socket = connect(Number(url.port), url.hostname)
+  t.teardown(() => socket.destroy())
+  let received = ''
+  const snapshotArrived = new Promise<void>((resolve) => socket.on('data', (chunk) => {
+    received += chunk.toString()
+    if (received.includes('event: snapshot')) resolve()
+  }))
+  socket.write(`GET /sessions/${first.sessionId} HTTP/1.1\r\nHost: x\r\n\r\nGET ${second.streamUrl} HTTP/1.1\r\nHost: x\r\n\r\n`)
+  await snapshotArrived
+  t.match(received, /"userId":"bob"/, 'the first response')
+  t.match(received, /content-type: text\/event-stream/, 'then the stream')
+  t.equal(app.sessions.counters.deactivated.client_closed, 0, 'nothing was deactivated')
+})
+
+t.test('a session past its TTL but not yet swept is already gone', async (t) => {
+  // Time is mocked here: the sweeper runs once a minute, the clock jumps past the TTL.
+  let now = Date.now()
+  const { app, baseUrl } = await startApp(t, { SESSION_TTL_MS: '1000', SWEEP_INTERVAL_MS: '60000' }, { clock: () => now })
+  const session = await register(baseUrl, 'dave', ['AAPL'])
+  const other = await register(baseUrl, 'erin', ['AAPL'])
+  now += 1000
+  t.equal((await request(baseUrl, `/sessions/${session.sessionId}`)).status, 404, 'not shown')
+  t.equal((await request(baseUrl, other.streamUrl)).status, 404, 'not opened')
+  t.equal(app.sessions.counters.deactivated.expired, 2, 'both ended as expired, once')
+})
+
+t.test('ids that the router cannot take are unknown sessions: 404 in the error shape', async (t) => {
+  const { baseUrl } = await startApp(t)
+  for (const path of [`/sessions/${encodeURIComponent('😀'.repeat(500))}`, `/sessions/${encodeURIComponent('😀'.repeat(500))}/stream`, '/sessions/%zz', '/sessions/%zz/stream', `/sessions/${'x'.repeat(5000)}`]) {
+    const res = await request(baseUrl, path)
+    t.equal(res.status, 404, path.slice(0, 30))
+    t.same(Object.keys(res.body).sort(), ['error', 'message', 'statusCode'])
+    t.equal(res.body.error, 'Not Found')
+  }
+})
