@@ -14,8 +14,8 @@ export interface SessionsPluginOptions {
 }
 
 /**
- * The session registry (and its one deactivate) plus the expiry sweeper. On close every
- * live session ends with reason `shutdown`, so nothing it holds outlives the app.
+ * The session registry (and its one deactivate) plus the expiry sweeper. Ending the live
+ * sessions at shutdown is the drain's job (plugins/shutdown.ts), which every close runs.
  */
 export default fp<SessionsPluginOptions>(async function sessionsPlugin (fastify, options) {
   const { config } = fastify
@@ -35,9 +35,7 @@ export default fp<SessionsPluginOptions>(async function sessionsPlugin (fastify,
   fastify.addHook('onReady', async () => {
     sweeper.start()
   })
-  // preClose runs before the HTTP server stops waiting for open responses: end them first.
   fastify.addHook('preClose', async () => {
     sweeper.stop()
-    registry.shutdown()
   })
 }, { name: 'tickstream-sessions', fastify: '5.x', dependencies: ['tickstream-config', 'tickstream-bus', 'tickstream-streams'] })
