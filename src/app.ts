@@ -8,6 +8,7 @@ import errorsPlugin from '../plugins/errors.js'
 import feedPlugin from '../plugins/feed.js'
 import loadSheddingPlugin, { type LoadSheddingOptions } from '../plugins/load-shedding.js'
 import metricsPlugin from '../plugins/metrics.js'
+import pagePlugin from '../plugins/page.js'
 import sessionsPlugin from '../plugins/sessions.js'
 import shutdownPlugin from '../plugins/shutdown.js'
 import streamsPlugin from '../plugins/streams.js'
@@ -105,6 +106,7 @@ async function tickstreamApp (fastify: FastifyInstance, options: AppOptions): Pr
   await fastify.register(authPlugin)
   await fastify.register(rateLimitPlugin)
   await fastify.register(loadSheddingPlugin, options.loadShedding ?? {})
+  await fastify.register(pagePlugin)
 
   await fastify.register(healthRoutes)
   await fastify.register(sessionsRoutes)

@@ -38,8 +38,23 @@ export interface SessionRegistryOptions {
   newSessionId?: () => string
 }
 
+const ID_BYTES = 16
+const IDS_PER_REFILL = 256
+let idPool = Buffer.alloc(0)
+let idPoolOffset = 0
+
+/**
+ * 128 bits from the CSPRNG, base64url. Drawn from a pool refilled 4 KiB at a time: one
+ * `randomBytes(16)` per registration was a tenth of the CPU of a registration burst.
+ */
 export function randomSessionId (): string {
-  return randomBytes(16).toString('base64url')
+  if (idPoolOffset + ID_BYTES > idPool.length) {
+    idPool = randomBytes(ID_BYTES * IDS_PER_REFILL)
+    idPoolOffset = 0
+  }
+  const id = idPool.toString('base64url', idPoolOffset, idPoolOffset + ID_BYTES)
+  idPoolOffset += ID_BYTES
+  return id
 }
 
 /**

@@ -16,7 +16,8 @@ export interface RequestOptions {
 
 /** One HTTP request over a real socket (no keep-alive), body parsed as JSON when it is JSON. */
 export async function request (baseUrl: string, path: string, options: RequestOptions = {}): Promise<JsonResponse> {
-  const url = new URL(path, baseUrl)
+  // The path goes out as written: URL parsing would resolve `..` and `%2E%2E` segments away.
+  const { hostname, port } = new URL(baseUrl)
   const headers: Record<string, string> = { connection: 'close', ...options.headers }
   let payload: string | undefined
   if (typeof options.body === 'string') {
@@ -27,7 +28,7 @@ export async function request (baseUrl: string, path: string, options: RequestOp
   }
   if (payload !== undefined) headers['content-length'] = String(Buffer.byteLength(payload))
   return await new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: options.method ?? 'GET', headers }, (res) => {
+    const req = httpRequest({ hostname, port, path, method: options.method ?? 'GET', headers }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (chunk: Buffer) => chunks.push(chunk))
       res.on('error', reject)

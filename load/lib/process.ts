@@ -1,0 +1,103 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import path from 'node:path'
+
+export const REPO_ROOT = path.resolve(import.meta.dirname, '../..')
+
+/** CPU time (user + system) of a process and its RSS, read from /proc. */
+export interface ProcessSample {
+  cpuMicros: number
+  rssBytes: number
+}
+
+const CLOCK_TICKS_PER_SECOND = 100
+
+export function sampleProcess (pid: number): ProcessSample {
+  // Fields after the command name (which may contain spaces) start after the last ')'.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const utime = Number(fields[11])
+  const stime = Number(fields[12])
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
+  return { cpuMicros: ((utime + stime) * 1_000_000) / CLOCK_TICKS_PER_SECOND, rssBytes: rssKb * 1024 }
+}
+
+export function sampleProcesses (pids: number[]): ProcessSample {
+  return pids.map(sampleProcess).reduce((sum, s) => ({ cpuMicros: sum.cpuMicros + s.cpuMicros, rssBytes: sum.rssBytes + s.rssBytes }), { cpuMicros: 0, rssBytes: 0 })
+}
+
+export interface Server {
+  url: string
+  child: ChildProcess
+  pids: () => number[]
+  stop: () => Promise<void>
+}
+
+/** Starts the built tickstream server (`dist/src/server.js`) and resolves once it listens. */
+export async function startTickstream (env: Record<string, string>): Promise<Server> {
+  return await startNodeServer(path.join(REPO_ROOT, 'dist/src/server.js'), [], env)
+}
+
+/** Starts a TypeScript server file through tsx (the baseline). */
+export async function startTsServer (file: string, env: Record<string, string>): Promise<Server> {
+  return await startNodeServer(file, ['--import', 'tsx'], env)
+}
+
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const address = server.address()
+  server.close()
+  if (address === null || typeof address === 'string') throw new Error('no free port')
+  return address.port
+}
+
+/** Polls `url` until it answers 200: the server is up (logs stay at warn, so no "listening" line). */
+export async function waitUntilServing (url: string, child: ChildProcess): Promise<void> {
+  for (let attempt = 0; attempt < 300; attempt++) {
+    if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}) before serving`)
+    try {
+      const res = await fetch(url)
+      if (res.ok) return
+    } catch {}
+    await delay(100)
+  }
+  throw new Error(`${url} did not answer within 30 s`)
+}
+
+async function startNodeServer (file: string, nodeArgs: string[], env: Record<string, string>): Promise<Server> {
+  const port = await freePort()
+  const child = spawn(process.execPath, [...nodeArgs, file], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env, PORT: String(port), NODE_OPTIONS: '' },
+    stdio: ['ignore', 'inherit', 'inherit']
+  })
+  const url = `http://127.0.0.1:${port}`
+  await waitUntilServing(`${url}/health`, child)
+  const pid = child.pid ?? 0
+  return {
+    url,
+    child,
+    pids: () => [pid],
+    stop: async () => {
+      if (child.exitCode !== null) return
+      const exited = once(child, 'exit')
+      child.kill('SIGTERM')
+      await exited
+    }
+  }
+}
+
+export function percentile (sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return sorted[index] ?? Number.NaN
+}
+
+export async function delay (ms: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms))
+}

@@ -1,0 +1,60 @@
+import t from 'tap'
+import { runChurn } from '../../load/churn.js'
+import { NCHAN_TARGET, runFanout, TICKSTREAM_TARGET } from '../../load/fanout.js'
+import { ensureNchanInstalled } from '../../load/lib/nchan.js'
+import { startTickstream, startTsServer, REPO_ROOT } from '../../load/lib/process.js'
+import { runProfiles, stagedProfile, stepsOf } from '../../load/registration.js'
+import { SHARED_REDIS_URL } from '../helpers/redis.js'
+import path from 'node:path'
+
+/**
+ * Short versions of the load scenarios: they check outcomes (no errors, no failed opens, no
+ * leaks), never timings. The real runs and their figures are in BENCHMARKS.md.
+ */
+
+t.test('registration smoke: both targets answer every request with a 201', async (t) => {
+  const baseline = await startTsServer(path.join(REPO_ROOT, 'load/baseline-server.ts'), {})
+  t.teardown(async () => { await baseline.stop() })
+  const tickstream = await startTickstream({ FEED: 'none', RATE_LIMIT_MAX: '0' })
+  t.teardown(async () => { await tickstream.stop() })
+  const steps = stepsOf(stagedProfile(10, 15), 0.01)
+  const results = await runProfiles([{ name: 'baseline', server: baseline }, { name: 'tickstream', server: tickstream }], steps)
+  for (const result of results) {
+    t.ok(result.requests > 100, `${result.target}: ${result.requests} requests`)
+    t.equal(result.non2xx, 0, `${result.target}: no non-2xx`)
+    t.equal(result.errors, 0, `${result.target}: no errors`)
+    t.equal(result.timeouts, 0, `${result.target}: no timeouts`)
+  }
+})
+
+const FANOUT_SMOKE = { streams: 100, tickersPerStream: 5, universe: 50, rate: 50, warmupSeconds: 1, measureSeconds: 2 }
+
+t.test('fan-out smoke (tickstream): every stream opens, stays open and receives prices', async (t) => {
+  const result = await runFanout(TICKSTREAM_TARGET, FANOUT_SMOKE)
+  t.equal(result.opened, 100)
+  t.equal(result.failedOpens, 0)
+  t.equal(result.earlyEnds, 0)
+  t.ok(result.deliveredPerSecond > 0, 'prices delivered')
+})
+
+t.test('fan-out smoke (nchan peer): the same workload runs against nchan', async (t) => {
+  ensureNchanInstalled()
+  const result = await runFanout(NCHAN_TARGET, FANOUT_SMOKE)
+  t.equal(result.opened, 100)
+  t.equal(result.failedOpens, 0)
+  t.equal(result.earlyEnds, 0)
+  t.ok(result.deliveredPerSecond > 0, 'prices delivered')
+})
+
+for (const redisUrl of [undefined, SHARED_REDIS_URL]) {
+  t.test(`churn smoke (${redisUrl === undefined ? 'embedded' : 'Redis'}): every exit path, nothing left behind`, async (t) => {
+    const result = await runChurn({ sessions: 400, concurrency: 16, redisUrl })
+    // RSS within 10 % is a check for the 100k run; a 400-session run is too small for it.
+    const leaks = result.leaks.filter((leak) => !leak.startsWith('RSS'))
+    t.same(leaks, [], 'no leak')
+    t.same(result.gauges, { sessionsActive: 0, streamsOpen: 0, busSubscriptions: 0, responsesOpen: 0 })
+    t.equal(result.subscriptions.made, result.subscriptions.released)
+    for (const [exitPath, count] of Object.entries(result.byPath)) t.ok(count > 0, `${exitPath} exercised (${count})`)
+    if (redisUrl !== undefined) t.ok(Object.values(result.pubsubNumsub ?? {}).every((count) => count === 0), 'PUBSUB NUMSUB 0 for every channel')
+  })
+}

@@ -1,0 +1,34 @@
+import t from 'tap'
+import { formatNumber, markdownTable, parseArgs, svgCharts } from '../../load/lib/report.js'
+import { stagedProfile, stepsOf } from '../../load/registration.js'
+
+t.test('the staged profile compresses by --scale into steps that follow the ramps', async (t) => {
+  const stages = stagedProfile(100, 150)
+  t.same(stages.map((s) => s.seconds), [180, 60, 30, 60, 10], '3 min ramp, 1 min hold, 30 s spike, 1 min hold, 10 s drop')
+  const steps = stepsOf(stages, 0.1)
+  const total = steps.reduce((sum, step) => sum + step.seconds, 0)
+  t.ok(Math.abs(total - 34) < 1e-9, `scale 0.1 gives 34 s in all (${total})`)
+  t.equal(Math.max(...steps.map((s) => s.connections)), 150, 'peaks at the spike')
+  t.ok(steps.every((step, i) => i === 0 || step.startsAt > (steps[i - 1]?.startsAt ?? 0)), 'steps are in time order')
+  t.equal(Math.max(...stepsOf(stagedProfile(1000, 1500), 0.1).map((s) => s.connections)), 1500, '--profile spike peaks at 1500')
+})
+
+t.test('reports: markdown tables, number formatting, arguments', async (t) => {
+  t.equal(markdownTable(['a', 'b'], [['x', 1.234], ['y', 1234]]), '| a | b |\n| --- | --- |\n| x | 1.23 |\n| y | 1234 |')
+  t.equal(formatNumber(0.01234), '0.012')
+  t.equal(formatNumber(Number.NaN), 'NaN')
+  const args = parseArgs(['--streams', '10000', '--redis', '--profile', 'spike', 'stray'])
+  t.equal(args.get('streams'), '10000')
+  t.equal(args.get('redis'), 'true')
+  t.equal(args.get('profile'), 'spike')
+})
+
+t.test('charts are standalone SVG with one panel per chart and a line per series', async (t) => {
+  const svg = svgCharts([
+    { title: 'p99 <staleness>', yLabel: 'ms', series: [{ name: 'tickstream', points: [[0, 1], [1, 3]] }, { name: 'nchan', points: [[0, 2], [1, 2]] }] },
+    { title: 'streams', yLabel: 'n', series: [{ name: 'open', points: [[0, 10]] }] }
+  ])
+  t.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" width="760" height="440"/)
+  t.equal((svg.match(/<path /g) ?? []).length, 3, 'three lines')
+  t.match(svg, /p99 &lt;staleness&gt;/, 'titles are escaped')
+})
