@@ -56,7 +56,8 @@ export interface ChurnResult {
 }
 
 const TICKERS = Array.from({ length: 20 }, (_, i) => `C${String(i).padStart(2, '0')}`)
-const SLOW_TICKER = 'CSLOW'
+/** A slow consumer watches many fat tickers so its socket fills within a second or two. */
+const SLOW_TICKERS = Array.from({ length: 40 }, (_, i) => `CSLOW${i}`)
 
 function pathOf (index: number): ExitPath {
   // 389 is coprime with 1000: consecutive sessions spread over the whole mix.
@@ -154,13 +155,13 @@ async function runOne (app: FastifyInstance, baseUrl: string, port: number, inde
       await register(baseUrl, user, tickers)
       break
     case 'slow_consumer': {
-      const session = await register(baseUrl, user, [SLOW_TICKER])
+      const session = await register(baseUrl, user, SLOW_TICKERS)
       const stream = await openStream(port, session.streamUrl, 'stop_reading')
       const pad = 'x'.repeat(7000)
       const flood = setInterval(() => {
-        const update = toPriceUpdate({ ticker: SLOW_TICKER, price: 1, pad }, Date.now())
-        if (update.ok) void app.bus.publish([update.update])
-      }, 1)
+        const updates = SLOW_TICKERS.map((ticker) => toPriceUpdate({ ticker, price: 1, pad }, Date.now()))
+        void app.bus.publish(updates.flatMap((update) => update.ok ? [update.update] : []))
+      }, 5)
       await new Promise<void>((resolve) => {
         const check = setInterval(() => {
           if (app.sessions.view(session.sessionId) === undefined) {
@@ -254,7 +255,7 @@ export async function runChurn (options: ChurnOptions): Promise<ChurnResult> {
     let pubsubNumsub: Record<string, number> | undefined
     if (options.redisUrl !== undefined) {
       const admin = new Redis(options.redisUrl)
-      const reply = await admin.call('PUBSUB', 'NUMSUB', ...[...TICKERS, SLOW_TICKER].map((t) => `prices:${t}`)) as Array<string | number>
+      const reply = await admin.call('PUBSUB', 'NUMSUB', ...[...TICKERS, ...SLOW_TICKERS].map((t) => `prices:${t}`)) as Array<string | number>
       await admin.quit()
       pubsubNumsub = {}
       for (let i = 0; i < reply.length; i += 2) pubsubNumsub[String(reply[i])] = Number(reply[i + 1])

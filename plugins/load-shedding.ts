@@ -36,8 +36,8 @@ export default fp<LoadSheddingOptions>(async function loadSheddingPlugin (fastif
     // Delay is the signal: it is what every stream feels as staleness. Utilization is off by
     // default: a loop that is busy all the time but still turns quickly is doing its job
     // (the registration load run shed a third of its requests with a 98 % limit while p99
-    // stayed under 10 ms).
-    maxEventLoopDelay: options.maxEventLoopDelayMs ?? 500,
+    // stayed under 10 ms). SHED_EVENT_LOOP_DELAY_MS sets the delay (default 1 s, 0 = off).
+    maxEventLoopDelay: options.maxEventLoopDelayMs ?? 1000,
     maxEventLoopUtilization: options.maxEventLoopUtilization ?? 0,
     // Utilization over the last sample, not since start: the cumulative figure of a process
     // that was once busy would keep refusing work long after the load is gone.

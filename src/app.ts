@@ -105,7 +105,7 @@ async function tickstreamApp (fastify: FastifyInstance, options: AppOptions): Pr
   await fastify.register(feedPlugin, { clock })
   await fastify.register(authPlugin)
   await fastify.register(rateLimitPlugin)
-  await fastify.register(loadSheddingPlugin, options.loadShedding ?? {})
+  await fastify.register(loadSheddingPlugin, options.loadShedding ?? { maxEventLoopDelayMs: options.config.shedEventLoopDelayMs })
   await fastify.register(pagePlugin)
 
   await fastify.register(healthRoutes)

@@ -30,6 +30,8 @@ export interface Config {
   publishToken: string | undefined
   jwtSecret: string | undefined
   shutdownGraceMs: number
+  /** Beyond the contract: mean event-loop delay above which new work is refused; 0 = never. */
+  shedEventLoopDelayMs: number
 }
 
 export type FeedMode = 'simulated' | 'none'
@@ -145,6 +147,7 @@ export function loadConfig (env: Env = process.env): Config {
     publishToken: read(env, 'PUBLISH_TOKEN'),
     jwtSecret: read(env, 'JWT_SECRET'),
     // The process-level deadline adds a margin on top, which must still fit a timer.
-    shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000, 1, MAX_TIMER_MS - 1000)
+    shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000, 1, MAX_TIMER_MS - 1000),
+    shedEventLoopDelayMs: integer(env, 'SHED_EVENT_LOOP_DELAY_MS', 1000, 0, MAX_TIMER_MS)
   }
 }

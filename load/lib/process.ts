@@ -71,7 +71,9 @@ export async function waitUntilServing (url: string, child: ChildProcess): Promi
 
 async function startNodeServer (file: string, nodeArgs: string[], env: Record<string, string>): Promise<Server> {
   const port = await freePort()
-  const child = spawn(process.execPath, [...nodeArgs, file], {
+  // LOAD_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the server under load.
+  const extraArgs = (process.env.LOAD_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)
+  const child = spawn(process.execPath, [...extraArgs, ...nodeArgs, file], {
     cwd: REPO_ROOT,
     env: { ...process.env, HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env, PORT: String(port), NODE_OPTIONS: '' },
     stdio: ['ignore', 'inherit', 'inherit']
