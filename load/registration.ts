@@ -10,6 +10,7 @@ import { markdownTable, parseArgs, writeReport, type Chart } from './lib/report.
  *
  *   --scale F         compress time (default 0.1: a smoke run of about a minute per target)
  *   --profile spike   1000 -> 1500 connections instead of 100 -> 150
+ *   --shed-ms N       tickstream's SHED_EVENT_LOOP_DELAY_MS (default: the service default; 0 = off)
  */
 
 interface Stage { seconds: number, from: number, to: number }
@@ -131,13 +132,13 @@ export interface RegistrationRun {
   ratios: { throughput: number, p99: number }
 }
 
-export async function runRegistration (profile: 'smoke' | 'spike', scale: number): Promise<RegistrationRun> {
+export async function runRegistration (profile: 'smoke' | 'spike', scale: number, shedMs?: string): Promise<RegistrationRun> {
   const [peak, spike] = profile === 'spike' ? [1000, 1500] : [100, 150]
   const steps = stepsOf(stagedProfile(peak, spike), scale)
   // Both servers run in their own processes; only one is under load at any moment.
   const baselineServer = await startTsServer(path.join(REPO_ROOT, 'load/baseline-server.ts'), {})
   // The generator is one IP: the per-IP rate limit would measure itself, not registration.
-  const tickstreamServer = await startTickstream({ FEED: 'none', RATE_LIMIT_MAX: '0' })
+  const tickstreamServer = await startTickstream({ FEED: 'none', RATE_LIMIT_MAX: '0', ...(shedMs === undefined ? {} : { SHED_EVENT_LOOP_DELAY_MS: shedMs }) })
   let results: TargetResult[]
   try {
     results = await runProfiles([{ name: 'bare Fastify route', server: baselineServer }, { name: 'tickstream', server: tickstreamServer }], steps)
@@ -166,8 +167,9 @@ async function main (): Promise<void> {
   const args = parseArgs(process.argv.slice(2))
   const profile = args.get('profile') === 'spike' ? 'spike' : 'smoke'
   const scale = Number(args.get('scale') ?? '0.1')
-  const run = await runRegistration(profile, scale)
-  const command = `npm run load:registration -- --profile ${profile} --scale ${scale}`
+  const shedMs = args.get('shed-ms')
+  const run = await runRegistration(profile, scale, shedMs)
+  const command = `npm run load:registration -- --profile ${profile} --scale ${scale}${shedMs === undefined ? '' : ` --shed-ms ${shedMs}`}`
   const charts: Chart[] = [
     { title: 'p99 latency per step', yLabel: 'ms', series: [run.baseline, run.tickstream].map((r) => ({ name: r.target, points: r.steps.map((s) => [s.at, s.p99] as [number, number]) })) },
     { title: 'connections', yLabel: 'connections', series: [{ name: 'connections', points: run.tickstream.steps.map((s) => [s.at, s.connections] as [number, number]) }] }

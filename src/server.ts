@@ -3,6 +3,9 @@ import Fastify from 'fastify'
 import tickstreamApp, { serverOptions } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
 
+/** Capped by the kernel's net.core.somaxconn (4096 here). */
+const LISTEN_BACKLOG = 4096
+
 /** Time kept back from SHUTDOWN_GRACE_MS for closing the server after the drain. */
 const CLOSE_MARGIN_MS = 250
 
@@ -48,7 +51,9 @@ async function main (): Promise<void> {
   })
 
   if (config.publishToken === undefined) app.log.info('POST /prices disabled (PUBLISH_TOKEN unset)')
-  await app.listen({ host: config.host, port: config.port })
+  // A connection burst (1500 clients at once in the registration load run) overflows Node's
+  // default accept backlog of 511; dropped SYNs come back only after 1 s and 3 s retries.
+  await app.listen({ host: config.host, port: config.port, backlog: LISTEN_BACKLOG })
 }
 
 main().catch((err: unknown) => {
