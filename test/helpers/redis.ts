@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { Redis } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
+import { freePort } from '../../load/lib/process.js'
 
 /** The shared Redis that CI provides (reused when it answers, started by .ci/run otherwise). */
 export const SHARED_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -31,16 +31,6 @@ export async function numsub (client: Redis, channels: string[]): Promise<Map<st
   const counts = new Map<string, number>()
   for (let i = 0; i < reply.length; i += 2) counts.set(String(reply[i]), Number(reply[i + 1]))
   return counts
-}
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const address = server.address()
-  server.close()
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
 }
 
 export interface OwnRedis {
