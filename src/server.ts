@@ -28,12 +28,12 @@ async function main (): Promise<void> {
   await app.register(tickstreamApp, { config })
 
   const startedShutdownAt = { value: 0 }
-  closeWithGrace({
+  const shutdown = closeWithGrace({
     delay: config.shutdownGraceMs + 500,
     logger: app.log,
-    // Ctrl-C on `npm start` reaches the server twice (from the terminal and forwarded by npm);
-    // a repeated signal must not turn a clean drain into an exit 1.
-    onSecondSignal: (signal) => app.log.warn({ signal }, 'already shutting down')
+    // Signals are handled below: close-with-grace exits 1 on a second one, and Ctrl-C on
+    // `npm start` delivers SIGINT twice (from the terminal and forwarded by npm).
+    skip: ['SIGINT', 'SIGTERM']
   }, async ({ signal, err }) => {
     startedShutdownAt.value = Date.now()
     if (err !== undefined) app.log.error({ err }, 'fatal error, shutting down')
@@ -49,6 +49,18 @@ async function main (): Promise<void> {
       clearTimeout(forceClose)
     }
   })
+  let shuttingDown = false
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (shuttingDown) {
+        app.log.warn({ signal }, 'already shutting down')
+        return
+      }
+      shuttingDown = true
+      app.log.info({ signal }, 'signal received')
+      void shutdown.close()
+    })
+  }
 
   if (config.publishToken === undefined) app.log.info('POST /prices disabled (PUBLISH_TOKEN unset)')
   // A connection burst (1500 clients at once in the registration load run) overflows Node's

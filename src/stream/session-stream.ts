@@ -122,9 +122,9 @@ export class SessionStream implements Flushable {
     this.phase = 'closed'
     this.hub.release(this)
     this.clearSlowConsumerTimer()
-    if (this.sink.destroyed) return
-    if (reason === 'client_closed') {
+    if (reason === 'client_closed' || this.sink.destroyed) {
       this.sink.destroy()
+      this.hub.forgetIfDetached(this.sink)
       return
     }
     if (reason === 'slow_consumer') {

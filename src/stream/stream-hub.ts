@@ -113,6 +113,15 @@ export class StreamHub {
     sink.on('close', () => clearTimeout(timer))
   }
 
+  /**
+   * A response that never got a socket (queued behind another on a pipelined connection
+   * that died) emits no 'close' when destroyed: stop waiting for it.
+   */
+  forgetIfDetached (sink: SseSink): void {
+    if (sink.socket !== null) return
+    this.onResponseClosed(sink)
+  }
+
   /** Resolves once every response handed to `open` has closed. */
   async whenResponsesClosed (): Promise<void> {
     if (this.responses.size === 0) return
@@ -133,13 +142,14 @@ export class StreamHub {
 
   private trackResponse (sink: SseSink): void {
     this.responses.add(sink)
-    sink.on('close', () => {
-      this.responses.delete(sink)
-      if (this.responses.size > 0) return
-      const waiters = this.responsesClosedWaiters
-      this.responsesClosedWaiters = []
-      for (const resolve of waiters) resolve()
-    })
+    sink.on('close', () => this.onResponseClosed(sink))
+  }
+
+  private onResponseClosed (sink: SseSink): void {
+    if (!this.responses.delete(sink) || this.responses.size > 0) return
+    const waiters = this.responsesClosedWaiters
+    this.responsesClosedWaiters = []
+    for (const resolve of waiters) resolve()
   }
 
   /**

@@ -56,3 +56,31 @@ t.test('ids that the router cannot take are unknown sessions: 404 in the error s
     t.equal(res.body.error, 'Not Found')
   }
 })
+
+t.test('a stream pipelined behind another stream ends with its connection', async (t) => {
+  const { app, baseUrl } = await startApp(t)
+  const first = await register(baseUrl, 'frank', ['AAPL'])
+  const second = await register(baseUrl, 'gina', ['AAPL'])
+  const url = new URL(baseUrl)
+  const socket = connect(Number(url.port), url.hostname)
+  let received = ''
+  const firstSnapshot = new Promise<void>((resolve) => socket.on('data', (chunk) => {
+    received += chunk.toString()
+    if (received.includes('event: snapshot')) resolve()
+  }))
+  socket.write(`GET ${first.streamUrl} HTTP/1.1\r\nHost: x\r\n\r\nGET ${second.streamUrl} HTTP/1.1\r\nHost: x\r\n\r\n`)
+  await firstSnapshot
+  const bothEnded = new Promise<void>((resolve) => {
+    const ended = new Set<string>()
+    app.sessions.observeDeactivations((session) => {
+      ended.add(session.id)
+      if (ended.has(first.sessionId) && ended.has(second.sessionId)) resolve()
+    })
+  })
+  socket.destroy()
+  await bothEnded
+  t.equal(app.sessions.activeCount, 0, 'the queued one is not left behind')
+  t.equal(app.sessions.counters.deactivated.client_closed, 2)
+  await app.streams.whenResponsesClosed()
+  t.equal(app.streams.openCount, 0)
+})
