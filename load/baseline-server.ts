@@ -26,4 +26,5 @@ app.post('/sessions', { schema: { body: RegisterBody, response: { 201: Registere
   })
 })
 
-await app.listen({ host: process.env.HOST ?? '127.0.0.1', port: Number(process.env.PORT ?? 0) })
+// The same accept backlog as tickstream's server.ts, so a connection burst treats both alike.
+await app.listen({ host: process.env.HOST ?? '127.0.0.1', port: Number(process.env.PORT ?? 0), backlog: 4096 })

@@ -3,6 +3,8 @@
 
 const FIRST_RETRY_MS = 500
 const MAX_RETRY_MS = 30_000
+const SHUTDOWN_SPREAD_MIN_MS = 1000
+const SHUTDOWN_SPREAD_MS = 4000
 
 /**
  * Exponential back-off with "equal jitter": half of the delay is fixed, half random. Every
@@ -129,6 +131,9 @@ export class LiveSession {
       // Taking the slot back automatically would evict another tab of the same person,
       // which would then do the same: eviction waits for a click.
       if (reason === 'evicted') this.#handlers.onState({ name: 'evicted' })
+      // A shutdown ends every page of the instance at once: wait a spread of seconds (as the
+      // server's own `retry:` hint does) so they do not all come back together.
+      else if (reason === 'shutdown') this.#retryLater('the server is restarting', SHUTDOWN_SPREAD_MIN_MS + Math.random() * SHUTDOWN_SPREAD_MS)
       else this.#retryLater(`the session ended (${reason})`)
     })
     // Connection lost, or a 404/503 when EventSource tried to reconnect by itself: the session
@@ -143,7 +148,9 @@ export class LiveSession {
 
   #retryLater (cause, atLeastMs = 0) {
     this.#failedAttempts++
-    const delayMs = Math.max(atLeastMs, retryDelayMs(this.#failedAttempts))
+    // Jitter on top of any floor (a retry-after, a shutdown spread): a floor alone would
+    // line every page up on the same instant.
+    const delayMs = atLeastMs + retryDelayMs(this.#failedAttempts)
     this.#handlers.onState({ name: 'reconnecting', attempt: this.#failedAttempts, delayMs, cause })
     const generation = this.#generation
     this.#retryTimer = setTimeout(() => {

@@ -8,11 +8,20 @@ import { delay, freePort, type Server } from './process.js'
 const NGINX = '/usr/sbin/nginx'
 const NCHAN_MODULE = '/usr/lib/nginx/modules/ngx_nchan_module.so'
 
-/** nginx + nchan from Debian's packages (installed here when missing; we run as root). */
+export function nchanInstalled (): boolean {
+  return existsSync(NGINX) && existsSync(NCHAN_MODULE)
+}
+
+/**
+ * nginx + nchan from Debian's packages: the load script installs them when missing (as root);
+ * .ci/run installs them before the tests, which only check.
+ */
 export function ensureNchanInstalled (): void {
-  if (existsSync(NGINX) && existsSync(NCHAN_MODULE)) return
+  if (nchanInstalled()) return
   process.stderr.write('installing nginx-light and libnginx-mod-nchan from Debian...\n')
-  execFileSync('apt-get', ['install', '-y', '-qq', 'nginx-light', 'libnginx-mod-nchan'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env })
+  execFileSync('apt-get', ['install', '-y', '-qq', 'nginx-light', 'libnginx-mod-nchan'], { stdio: 'inherit', env })
 }
 
 /**
@@ -22,7 +31,7 @@ export function ensureNchanInstalled (): void {
  * the last one, matching tickstream's snapshot-then-live model as closely as nchan allows.
  */
 export async function startNchan (maxConnections: number): Promise<Server> {
-  ensureNchanInstalled()
+  if (!nchanInstalled()) throw new Error('nginx with nchan is not installed (apt-get install nginx-light libnginx-mod-nchan)')
   const port = await freePort()
   const dir = mkdtempSync(path.join(tmpdir(), 'nchan-'))
   for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, sub))

@@ -17,7 +17,9 @@ const CHROMIUM_ARGS = [
   '--no-first-run',
   '--disable-background-networking',
   '--disable-component-update',
-  '--disable-sync'
+  '--disable-sync',
+  // Containers often give /dev/shm only 64 MB, where Chromium crashes now and then.
+  '--disable-dev-shm-usage'
 ]
 
 /**
