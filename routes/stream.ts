@@ -42,11 +42,7 @@ const streamRoutes: FastifyPluginAsyncTypebox = async function streamRoutes (fas
       return reply.raw
     })
     if (result.ok) {
-      // A response pipelined behind another one on the same connection has no socket yet,
-      // and Node tells it nothing if the connection dies first: watch the connection too.
-      const sessionId = request.params.id
-      request.raw.socket.once('close', () => sessions.deactivate(sessionId, 'client_closed'))
-      request.log.debug({ sessionId: sessionId.slice(0, 8) }, 'stream opened')
+      request.log.debug({ sessionId: request.params.id.slice(0, 8) }, 'stream opened')
       return
     }
     switch (result.error) {

@@ -17,6 +17,8 @@ export interface SseSink {
   readonly writableLength: number
   /** An HTTP response's socket; `null` while the response waits behind a pipelined one. */
   readonly socket?: { readonly destroyed: boolean } | null
+  /** An HTTP response's request, whose socket is the connection even while the response waits. */
+  readonly req?: { readonly socket: { once(event: 'close', listener: () => void): unknown } | null }
   once(event: 'drain', listener: () => void): unknown
   on(event: 'close', listener: () => void): unknown
   on(event: 'error', listener: (err: Error) => void): unknown
@@ -51,6 +53,9 @@ export class SessionStream implements Flushable {
     // Every way the response can go away ends the session; deactivate is idempotent, so
     // the 'close' that follows our own end() is harmless.
     sink.on('close', () => this.terminate('client_closed'))
+    // A response pipelined behind another one has no socket yet, and Node tells it nothing if
+    // the connection dies first: the connection itself is watched too.
+    sink.req?.socket?.once('close', () => this.terminate('client_closed'))
     sink.on('error', (err) => {
       hub.logger.debug({ sessionId: shortId(sessionId), err }, 'stream write failed')
       this.terminate('client_closed')
