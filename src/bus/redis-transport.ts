@@ -78,11 +78,6 @@ export class RedisTransport implements BusTransport {
     return this.commands.status === 'ready' && this.subscriber.status === 'ready'
   }
 
-  /** Tickers this instance wants to receive (for tests and diagnostics). */
-  get wantedTickers (): ReadonlySet<string> {
-    return this.wanted
-  }
-
   subscribe (ticker: string): void {
     this.wanted.add(ticker)
     if (this.subscriber.status === 'ready') this.send('subscribe', [priceChannel(ticker)])
