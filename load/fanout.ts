@@ -40,7 +40,7 @@ export interface FanoutResult {
 
 interface FanoutTarget {
   name: string
-  start: () => Promise<Server>
+  start: (nodeArgs?: string[]) => Promise<Server>
   /** Registers when needed and returns the stream path for these tickers. */
   streamPath: (server: Server, tickers: string[], index: number) => Promise<string>
   publish: (server: Server, price: { ticker: string, price: number, ts: number }) => Promise<void>
@@ -50,7 +50,7 @@ const PUBLISH_TOKEN = 'load-publish-token'
 
 export const TICKSTREAM_TARGET: FanoutTarget = {
   name: 'tickstream',
-  start: async () => await startTickstream({ FEED: 'none', RATE_LIMIT_MAX: '0', PUBLISH_TOKEN, SESSION_TTL_MS: '600000' }),
+  start: async (nodeArgs = []) => await startTickstream({ FEED: 'none', RATE_LIMIT_MAX: '0', PUBLISH_TOKEN, SESSION_TTL_MS: '600000' }, nodeArgs),
   streamPath: async (server, tickers, index) => {
     const res = await fetch(`${server.url}/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ userId: `fan-${index}`, tickers }) })
     if (res.status !== 201) throw new Error(`register failed: ${res.status}`)
@@ -71,7 +71,7 @@ export const NCHAN_TARGET: FanoutTarget = {
 }
 
 /** Deterministic choice of K tickers per stream (no Math.random: runs are comparable). */
-function tickersOf (index: number, options: FanoutOptions): string[] {
+export function tickersOf (index: number, options: FanoutOptions): string[] {
   const chosen = new Set<string>()
   let seed = index * 2654435761 % 4294967296
   while (chosen.size < options.tickersPerStream) {

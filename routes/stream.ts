@@ -1,16 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { OutgoingHttpHeaders } from 'node:http'
+import { startSseResponse } from '../src/stream/sse-response.js'
 import { shedUnderPressure } from '../plugins/load-shedding.js'
 import { HttpError, notFound, unavailable } from './http-error.js'
 import { SessionIdParams } from './schemas.js'
-
-const SSE_HEADERS: OutgoingHttpHeaders = {
-  'content-type': 'text/event-stream',
-  'cache-control': 'no-cache',
-  // Tells nginx-style proxies not to buffer the stream.
-  'x-accel-buffering': 'no',
-  'x-content-type-options': 'nosniff'
-}
 
 /**
  * `GET /sessions/:id/stream`: no token, the unguessable session id is the capability (an
@@ -31,15 +24,8 @@ const streamRoutes: FastifyPluginAsyncTypebox = async function streamRoutes (fas
   }, (request, reply) => {
     const result = sessions.openStream(request.params.id, () => {
       reply.hijack()
-      // Headers set by hooks so far (request id, security headers) still go out.
-      const hookHeaders = reply.getHeaders() as OutgoingHttpHeaders
-      // No chunked encoding: an event stream ends only by closing its connection anyway, and
-      // each event then goes out as one plain write instead of a writev with chunk framing
-      // (the fan-out load run's hottest path). The response says `Connection: close`.
-      reply.raw.useChunkedEncodingByDefault = false
-      reply.raw.writeHead(200, { ...hookHeaders, ...SSE_HEADERS })
-      reply.raw.socket?.setNoDelay(true)
-      return reply.raw
+      // Headers set by hooks so far (request id, rate-limit headers) still go out.
+      return startSseResponse(reply.raw, reply.getHeaders() as OutgoingHttpHeaders)
     })
     if (result.ok) {
       request.log.debug({ sessionId: request.params.id.slice(0, 8) }, 'stream opened')

@@ -37,8 +37,8 @@ export interface Server {
 }
 
 /** Starts the built tickstream server (`dist/src/server.js`) and resolves once it listens. */
-export async function startTickstream (env: Record<string, string>): Promise<Server> {
-  return await startNodeServer(path.join(REPO_ROOT, 'dist/src/server.js'), [], env)
+export async function startTickstream (env: Record<string, string>, nodeArgs: string[] = []): Promise<Server> {
+  return await startNodeServer(path.join(REPO_ROOT, 'dist/src/server.js'), nodeArgs, env)
 }
 
 /** Starts a TypeScript server file through tsx (the baseline). */

@@ -66,7 +66,8 @@ export function formatNumber (value: number): string {
 export interface WrittenReport {
   json: string
   markdown: string
-  svg: string
+  /** Only when there are charts. */
+  svg?: string
 }
 
 /** Writes `load/results/<scenario>-<time>.{json,md,svg}` and returns their paths. */
@@ -74,10 +75,10 @@ export function writeReport (scenario: string, result: unknown, markdown: string
   mkdirSync(RESULTS_DIR, { recursive: true })
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
   const base = path.join(RESULTS_DIR, `${scenario}-${stamp}`)
-  const files = { json: `${base}.json`, markdown: `${base}.md`, svg: `${base}.svg` }
+  const files = { json: `${base}.json`, markdown: `${base}.md`, svg: charts.length > 0 ? `${base}.svg` : undefined }
   writeFileSync(files.json, `${JSON.stringify(result, null, 2)}\n`)
   writeFileSync(files.markdown, markdown)
-  writeFileSync(files.svg, svgCharts(charts))
+  if (files.svg !== undefined) writeFileSync(files.svg, svgCharts(charts))
   return files
 }
 

@@ -170,7 +170,7 @@ export class SessionRegistry {
     if (session === undefined) return { ok: false, error: 'not_found' }
     if (session.stream !== undefined) return { ok: false, error: 'already_streaming' }
 
-    const stream = this.hub.open(session.id, startResponse(), (reason) => this.deactivate(session.id, reason))
+    const stream = this.hub.open(session.id, session.tickers, startResponse(), (reason) => this.deactivate(session.id, reason))
     session.stream = stream
     session.state = 'streaming'
     if (stream.isGone) {

@@ -3,6 +3,9 @@ import type { Clock } from '../clock.js'
 export interface Flushable {
   /** The wheel tick this item is scheduled for; owned by the scheduler. */
   flushTick: number | undefined
+  /** Its neighbours in that tick's bucket; owned by the scheduler. */
+  wheelPrevious: Flushable | undefined
+  wheelNext: Flushable | undefined
   flush(): void
 }
 
@@ -17,10 +20,16 @@ export interface Flushable {
  *   - streams spread over the ticks by themselves (they become dirty at different times),
  *   - a stream never flushes twice within one window (its due time is never earlier),
  *   - idle streams cost nothing, and with no dirty stream the timer is stopped.
+ *
+ * Each bucket is an intrusive doubly linked list through the items themselves: schedule and
+ * cancel are O(1) and allocate nothing. (Buckets were Sets; a Set that fills and drains every
+ * wheel turn reallocates its table each time, in the old generation, which showed as
+ * megabytes of garbage per second at 10 000 streams.)
  */
 export class FlushScheduler {
   readonly tickMs: number
-  private readonly buckets: Array<Set<Flushable>>
+  /** The first item of each bucket's list. */
+  private readonly buckets: Array<Flushable | undefined>
   private lastProcessedTick: number
   private scheduledCount = 0
   private timer: NodeJS.Timeout | undefined
@@ -29,8 +38,17 @@ export class FlushScheduler {
     this.tickMs = Math.max(1, Math.ceil(flushIntervalMs / 10))
     // Due times are at most one interval ahead, so this many buckets never wrap onto a live tick.
     const bucketCount = Math.ceil(flushIntervalMs / this.tickMs) + 2
-    this.buckets = Array.from({ length: bucketCount }, () => new Set<Flushable>())
+    this.buckets = Array.from({ length: bucketCount }, () => undefined)
     this.lastProcessedTick = Math.floor(clock() / this.tickMs)
+  }
+
+  /**
+   * The start of the tick `time` falls in. A flush is dated by it, not by the clock: the
+   * timer fires a millisecond or two into its tick, and counting the next due time from the
+   * clock rounded it up to one whole tick later than the interval asks for.
+   */
+  tickStartOf (time: number): number {
+    return Math.floor(time / this.tickMs) * this.tickMs
   }
 
   get pending (): number {
@@ -42,7 +60,7 @@ export class FlushScheduler {
     if (item.flushTick !== undefined) return
     const tick = Math.max(Math.ceil(dueAt / this.tickMs), this.lastProcessedTick + 1)
     item.flushTick = tick
-    this.bucketOf(tick).add(item)
+    this.link(item, this.bucketIndex(tick))
     this.scheduledCount++
     if (this.timer === undefined) {
       this.timer = setInterval(() => this.runDueTicks(), this.tickMs)
@@ -53,16 +71,15 @@ export class FlushScheduler {
 
   cancel (item: Flushable): void {
     if (item.flushTick === undefined) return
-    if (this.bucketOf(item.flushTick).delete(item)) this.scheduledCount--
-    item.flushTick = undefined
+    this.unlink(item, this.bucketIndex(item.flushTick))
+    this.scheduledCount--
   }
 
   stop (): void {
     if (this.timer !== undefined) clearInterval(this.timer)
     this.timer = undefined
-    for (const bucket of this.buckets) {
-      for (const item of bucket) item.flushTick = undefined
-      bucket.clear()
+    for (let index = 0; index < this.buckets.length; index++) {
+      for (let head = this.buckets[index]; head !== undefined; head = this.buckets[index]) this.unlink(head, index)
     }
     this.scheduledCount = 0
   }
@@ -81,25 +98,41 @@ export class FlushScheduler {
   }
 
   private runTick (tick: number, nowTick: number): void {
-    const bucket = this.bucketOf(tick)
-    if (bucket.size === 0) return
+    const index = this.bucketIndex(tick)
     const due: Flushable[] = []
-    for (const item of bucket) {
+    let item = this.buckets[index]
+    while (item !== undefined) {
+      const next = item.wheelNext
       // A bucket is shared by ticks one wheel-turn apart: leave items that are not due yet.
-      if (item.flushTick !== undefined && item.flushTick <= nowTick) due.push(item)
+      if (item.flushTick !== undefined && item.flushTick <= nowTick) {
+        this.unlink(item, index)
+        this.scheduledCount--
+        due.push(item)
+      }
+      item = next
     }
-    for (const item of due) {
-      bucket.delete(item)
-      item.flushTick = undefined
-      this.scheduledCount--
-    }
-    for (const item of due) item.flush()
+    // Flushed only once all are unlinked: a flush may schedule or cancel anything.
+    for (const dueItem of due) dueItem.flush()
   }
 
-  private bucketOf (tick: number): Set<Flushable> {
-    const bucket = this.buckets[tick % this.buckets.length]
-    /* c8 ignore next 2 -- the modulo keeps the index in range; this satisfies the type checker */
-    if (bucket === undefined) throw new Error(`no bucket for tick ${tick}`)
-    return bucket
+  private link (item: Flushable, index: number): void {
+    const head = this.buckets[index]
+    item.wheelPrevious = undefined
+    item.wheelNext = head
+    if (head !== undefined) head.wheelPrevious = item
+    this.buckets[index] = item
+  }
+
+  private unlink (item: Flushable, index: number): void {
+    if (item.wheelPrevious === undefined) this.buckets[index] = item.wheelNext
+    else item.wheelPrevious.wheelNext = item.wheelNext
+    if (item.wheelNext !== undefined) item.wheelNext.wheelPrevious = item.wheelPrevious
+    item.wheelPrevious = undefined
+    item.wheelNext = undefined
+    item.flushTick = undefined
+  }
+
+  private bucketIndex (tick: number): number {
+    return tick % this.buckets.length
   }
 }

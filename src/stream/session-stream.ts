@@ -35,7 +35,9 @@ type Phase = 'opening' | 'live' | 'closed'
  */
 export class SessionStream implements Flushable {
   flushTick: number | undefined = undefined
-  private readonly batch = new PendingBatch()
+  wheelPrevious: Flushable | undefined = undefined
+  wheelNext: Flushable | undefined = undefined
+  private readonly batch: PendingBatch
   private phase: Phase = 'opening'
   private lastEventId = 0
   private lastFlushAt = Number.NEGATIVE_INFINITY
@@ -45,10 +47,12 @@ export class SessionStream implements Flushable {
 
   constructor (
     readonly sessionId: string,
+    tickers: readonly string[],
     private readonly sink: SseSink,
     private readonly hub: StreamHub,
     private readonly terminate: (reason: DeactivationReason) => void
   ) {
+    this.batch = new PendingBatch(tickers)
     this.lastWriteAt = hub.clock()
     // Every way the response can go away ends the session; deactivate is idempotent, so
     // the 'close' that follows our own end() is harmless.
@@ -104,7 +108,7 @@ export class SessionStream implements Flushable {
   flush (): void {
     if (this.phase !== 'live' || this.isCongested || this.batch.size === 0) return
     const prices = this.batch.take()
-    this.lastFlushAt = this.hub.clock()
+    this.lastFlushAt = this.hub.scheduler.tickStartOf(this.hub.clock())
     this.hub.recordFlush(prices.length)
     this.writeEvent('prices', pricesPayload(prices))
   }

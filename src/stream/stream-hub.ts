@@ -63,8 +63,8 @@ export class StreamHub {
     return this.responses.size
   }
 
-  open (sessionId: string, sink: SseSink, terminate: (reason: DeactivationReason) => void): SessionStream {
-    const stream = new SessionStream(sessionId, sink, this, terminate)
+  open (sessionId: string, tickers: readonly string[], sink: SseSink, terminate: (reason: DeactivationReason) => void): SessionStream {
+    const stream = new SessionStream(sessionId, tickers, sink, this, terminate)
     // A response whose client is already gone may have emitted its 'close' already: there
     // is nothing to wait for, and waiting for that event would never end.
     if (!stream.isGone) this.trackResponse(sink)

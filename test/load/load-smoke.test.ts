@@ -2,6 +2,7 @@ import t from 'tap'
 import { runChurn } from '../../load/churn.js'
 import { NCHAN_TARGET, runFanout, TICKSTREAM_TARGET } from '../../load/fanout.js'
 import { nchanInstalled } from '../../load/lib/nchan.js'
+import { runMemory } from '../../load/memory.js'
 import { startTickstream, startTsServer, REPO_ROOT } from '../../load/lib/process.js'
 import { runProfiles, stagedProfile, stepsOf } from '../../load/registration.js'
 import { SHARED_REDIS_URL } from '../helpers/redis.js'
@@ -44,6 +45,14 @@ t.test('fan-out smoke (nchan peer): the same workload runs against nchan', async
   t.equal(result.failedOpens, 0)
   t.equal(result.earlyEnds, 0)
   t.ok(result.deliveredPerSecond > 0, 'prices delivered')
+})
+
+t.test('memory smoke: heap snapshots before and after, a per-stream census that includes the streams themselves', async (t) => {
+  const result = await runMemory(200, 1)
+  t.equal(result.opened, 200, 'every stream opened')
+  t.ok(result.heapPerStreamBytes > 0, `heap per stream ${Math.round(result.heapPerStreamBytes)} bytes`)
+  const streams = result.perStream.find((row) => row.kind === 'SessionStream')
+  t.equal(streams?.countPerStream, 1, 'exactly one SessionStream per open stream')
 })
 
 for (const redisUrl of [undefined, SHARED_REDIS_URL]) {

@@ -20,6 +20,8 @@ class FakeClock {
 /** A stream stand-in: records the fake time of each flush. */
 class Item implements Flushable {
   flushTick: number | undefined = undefined
+  wheelPrevious: Flushable | undefined = undefined
+  wheelNext: Flushable | undefined = undefined
   readonly flushedAt: number[] = []
   constructor (readonly name: string, private readonly clock: FakeClock, private readonly onFlush?: (item: Item) => void) {}
 
@@ -266,7 +268,7 @@ t.test('with the real clock and timer, a scheduled item is flushed once due', as
     // The scheduler's own timer is unref'd; this one keeps the process alive, and fails the
     // test instead of hanging if no flush ever comes.
     guard = setTimeout(() => reject(new Error('no flush within 5 s')), 5000)
-    scheduler.schedule({ flushTick: undefined, flush: () => resolve(Date.now()) }, dueAt)
+    scheduler.schedule({ flushTick: undefined, wheelPrevious: undefined, wheelNext: undefined, flush: () => resolve(Date.now()) }, dueAt)
   }).finally(() => clearTimeout(guard))
   t.ok(flushedAt >= dueAt, `flushed at ${flushedAt}, due at ${dueAt}`)
   t.equal(scheduler.pending, 0)

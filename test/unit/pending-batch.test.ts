@@ -6,14 +6,16 @@ function update (ticker: string, price: number, ts: number): PriceUpdate {
   return priceUpdate({ ticker, price, ts })
 }
 
+const WATCHED = ['AAPL', 'MSFT', 'NVDA']
+
 t.test('a new batch is empty and takes nothing', async (t) => {
-  const batch = new PendingBatch()
+  const batch = new PendingBatch(WATCHED)
   t.equal(batch.size, 0)
   t.strictSame(batch.take(), [])
 })
 
 t.test('put returns false for a ticker without a pending value and true when it replaces one', async (t) => {
-  const batch = new PendingBatch()
+  const batch = new PendingBatch(WATCHED)
   t.equal(batch.put(update('AAPL', 1, 1)), false)
   t.equal(batch.put(update('MSFT', 2, 1)), false, 'another ticker replaces nothing')
   t.equal(batch.put(update('AAPL', 3, 2)), true, 'a second AAPL replaces the first')
@@ -21,7 +23,7 @@ t.test('put returns false for a ticker without a pending value and true when it 
 })
 
 t.test('the size is bounded by the number of distinct tickers however many updates arrive', async (t) => {
-  const batch = new PendingBatch()
+  const batch = new PendingBatch(WATCHED)
   const tickers = ['AAPL', 'MSFT', 'NVDA']
   for (let i = 0; i < 300; i++) {
     batch.put(update(tickers[i % tickers.length] ?? 'AAPL', i, i))
@@ -30,8 +32,8 @@ t.test('the size is bounded by the number of distinct tickers however many updat
   t.equal(batch.size, 3)
 })
 
-t.test('take returns each ticker\'s latest serialized price in first-insertion order and empties the batch', async (t) => {
-  const batch = new PendingBatch()
+t.test('take returns each ticker\'s latest serialized price in the stream\'s ticker order and empties the batch', async (t) => {
+  const batch = new PendingBatch(WATCHED)
   const first = update('MSFT', 410, 1)
   const second = update('AAPL', 187, 2)
   const msftLater = update('MSFT', 411, 3)
@@ -40,26 +42,26 @@ t.test('take returns each ticker\'s latest serialized price in first-insertion o
   batch.put(second)
   batch.put(msftLater)
   batch.put(third)
-  t.strictSame(batch.take(), [msftLater.json, second.json, third.json])
+  t.strictSame(batch.take(), [second.json, msftLater.json, third.json])
   t.equal(batch.size, 0, 'emptied')
   t.strictSame(batch.take(), [], 'a second take has nothing')
   t.equal(batch.put(update('MSFT', 412, 5)), false, 'after take nothing is pending, so nothing is replaced')
 })
 
 t.test('discardCoveredBy drops a pending value whose ts is the same as or older than the sent one', async (t) => {
-  const same = new PendingBatch()
+  const same = new PendingBatch(WATCHED)
   same.put(update('AAPL', 1, 100))
   same.discardCoveredBy(update('AAPL', 1, 100))
   t.equal(same.size, 0, 'same ts: covered')
 
-  const older = new PendingBatch()
+  const older = new PendingBatch(WATCHED)
   older.put(update('AAPL', 1, 99))
   older.discardCoveredBy(update('AAPL', 2, 100))
   t.equal(older.size, 0, 'older pending value: covered')
 })
 
 t.test('discardCoveredBy keeps a pending value newer than the sent one', async (t) => {
-  const batch = new PendingBatch()
+  const batch = new PendingBatch(WATCHED)
   const newer = update('AAPL', 2, 101)
   batch.put(newer)
   batch.discardCoveredBy(update('AAPL', 1, 100))
@@ -67,9 +69,29 @@ t.test('discardCoveredBy keeps a pending value newer than the sent one', async (
 })
 
 t.test('discardCoveredBy leaves other tickers alone and ignores tickers with nothing pending', async (t) => {
-  const batch = new PendingBatch()
+  const batch = new PendingBatch(WATCHED)
   const msft = update('MSFT', 1, 1)
   batch.put(msft)
   batch.discardCoveredBy(update('AAPL', 1, 1000))
   t.strictSame(batch.take(), [msft.json])
+})
+
+t.test('a price for a ticker the stream does not watch is ignored', async (t) => {
+  const batch = new PendingBatch(WATCHED)
+  t.equal(batch.put(update('TSLA', 1, 1)), false)
+  t.equal(batch.size, 0)
+  batch.discardCoveredBy(update('TSLA', 1, 1))
+  t.equal(batch.size, 0, 'nothing to discard either')
+  t.strictSame(batch.take(), [])
+})
+
+t.test('slots are reused across many put/take rounds without losing or duplicating prices', async (t) => {
+  const batch = new PendingBatch(WATCHED)
+  for (let round = 0; round < 50; round++) {
+    const sent = WATCHED.filter((_, i) => (round + i) % 2 === 0).map((ticker) => update(ticker, round, round))
+    for (const price of sent) batch.put(price)
+    t.equal(batch.size, sent.length)
+    t.strictSame(batch.take(), sent.map((price) => price.json), `round ${round}`)
+  }
+  t.equal(batch.size, 0)
 })

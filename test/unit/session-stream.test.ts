@@ -76,7 +76,7 @@ function open (h: StreamHub, sink: Writable): { stream: SessionStream, reasons: 
       resolveTerminated(reason)
     }
   }
-  stream = h.open('session-under-test', sink, terminate)
+  stream = h.open('session-under-test', ['AAPL', 'MSFT'], sink, terminate)
   return { stream, reasons, terminated }
 }
 
