@@ -1,6 +1,6 @@
 import path from 'node:path'
 import autocannon from 'autocannon'
-import { percentile, REPO_ROOT, startTickstream, startTsServer, type Server } from './lib/process.js'
+import { percentile, REPO_ROOT, startBreakdownServer, startTickstream, startTsServer, type Server } from './lib/process.js'
 import { markdownTable, parseArgs, writeReport, type Chart } from './lib/report.js'
 
 /**
@@ -11,6 +11,9 @@ import { markdownTable, parseArgs, writeReport, type Chart } from './lib/report.
  *   --scale F         compress time (default 0.1: a smoke run of about a minute per target)
  *   --profile spike   1000 -> 1500 connections instead of 100 -> 150
  *   --shed-ms N       tickstream's SHED_EVENT_LOOP_DELAY_MS (default: the service default; 0 = off)
+ *   --breakdown       a third target: the whole tickstream app with a route that has the same
+ *                     hooks as POST /sessions but the baseline's handler (load/breakdown-server.ts),
+ *                     to split the gap into plugin cost and session-work cost
  */
 
 interface Stage { seconds: number, from: number, to: number }
@@ -66,7 +69,7 @@ async function runStep (url: string, step: Step, acc: Accumulator, nextUser: () 
     finish = (err, result) => { if (err !== null) reject(err); else resolve(result) }
   })
   const instance = autocannon({
-    url: `${url}/sessions`,
+    url,
     method: 'POST',
     connections: step.connections,
     duration: Math.max(0.5, step.seconds),
@@ -114,7 +117,7 @@ function finish (acc: Accumulator): TargetResult {
  * tickstream step k. On a shared, noisy machine both then see the same conditions, which a
  * whole profile against one and then the other would not guarantee.
  */
-export async function runProfiles (targets: Array<{ name: string, server: Server }>, steps: Step[]): Promise<TargetResult[]> {
+export async function runProfiles (targets: Array<{ name: string, server: Server, path?: string }>, steps: Step[]): Promise<TargetResult[]> {
   let user = 0
   const nextUser = (): string => `user-${user++ % 20_000}`
   const accumulators = targets.map((target) => emptyResult(target.name))
@@ -122,7 +125,7 @@ export async function runProfiles (targets: Array<{ name: string, server: Server
     for (const [index, target] of targets.entries()) {
       const acc = accumulators[index]
       if (acc === undefined) continue
-      addStep(acc, step, await runStep(target.server.url, step, acc, nextUser))
+      addStep(acc, step, await runStep(`${target.server.url}${target.path ?? '/sessions'}`, step, acc, nextUser))
     }
   }
   return accumulators.map(finish)
@@ -133,29 +136,38 @@ export interface RegistrationRun {
   scale: number
   baseline: TargetResult
   tickstream: TargetResult
+  /** With --breakdown: tickstream's plugins and hooks around the baseline's handler. */
+  pluginsOnly?: TargetResult
   ratios: { throughput: number, p99: number }
 }
 
-export async function runRegistration (profile: 'smoke' | 'spike', scale: number, shedMs?: string): Promise<RegistrationRun> {
+export async function runRegistration (profile: 'smoke' | 'spike', scale: number, shedMs?: string, breakdown = false): Promise<RegistrationRun> {
   const [peak, spike] = profile === 'spike' ? [1000, 1500] : [100, 150]
   const steps = stepsOf(stagedProfile(peak, spike), scale)
   // Both servers run in their own processes; only one is under load at any moment.
   const baselineServer = await startTsServer(path.join(REPO_ROOT, 'load/baseline-server.ts'), {})
   // The generator is one IP: the per-IP rate limit would measure itself, not registration.
-  const tickstreamServer = await startTickstream({ FEED: 'none', RATE_LIMIT_MAX: '0', ...(shedMs === undefined ? {} : { SHED_EVENT_LOOP_DELAY_MS: shedMs }) })
+  const tickstreamEnv = { FEED: 'none', RATE_LIMIT_MAX: '0', ...(shedMs === undefined ? {} : { SHED_EVENT_LOOP_DELAY_MS: shedMs }) }
+  const tickstreamServer = await startTickstream(tickstreamEnv)
+  const breakdownServer = breakdown ? await startBreakdownServer(tickstreamEnv) : undefined
   let results: TargetResult[]
   try {
-    results = await runProfiles([{ name: 'bare Fastify route', server: baselineServer }, { name: 'tickstream', server: tickstreamServer }], steps)
+    results = await runProfiles([
+      { name: 'bare Fastify route', server: baselineServer },
+      { name: 'tickstream', server: tickstreamServer },
+      ...(breakdownServer === undefined ? [] : [{ name: 'tickstream plugins, bare handler', server: breakdownServer, path: '/sessions-bare' }])
+    ], steps)
   } finally {
-    await Promise.all([baselineServer.stop(), tickstreamServer.stop()])
+    await Promise.all([baselineServer.stop(), tickstreamServer.stop(), breakdownServer?.stop()])
   }
-  const [baseline, tickstream] = results
+  const [baseline, tickstream, pluginsOnly] = results
   if (baseline === undefined || tickstream === undefined) throw new Error('missing results')
   return {
     profile,
     scale,
     baseline,
     tickstream,
+    ...(pluginsOnly === undefined ? {} : { pluginsOnly }),
     ratios: { throughput: tickstream.throughput / baseline.throughput, p99: tickstream.p99 / baseline.p99 }
   }
 }
@@ -163,9 +175,14 @@ export async function runRegistration (profile: 'smoke' | 'spike', scale: number
 function summary (run: RegistrationRun, command: string): string {
   const row = (r: TargetResult): Array<string | number> => [r.target, r.requests, r.throughput, r.p50, r.p99, r.max, r.non2xx, r.errors, r.timeouts]
   // requests, req/s and latencies count 2xx answers only; non-2xx are listed apart.
+  const rows = [row(run.baseline), row(run.tickstream), ...(run.pluginsOnly === undefined ? [] : [row(run.pluginsOnly)])]
+  const breakdown = run.pluginsOnly === undefined
+    ? ''
+    : `Breakdown of the throughput gap: tickstream's plugins and hooks around the baseline's handler ${(run.pluginsOnly.throughput / run.baseline.throughput).toFixed(2)}x the baseline; ` +
+      `the session work on top of them ${(run.tickstream.throughput / run.pluginsOnly.throughput).toFixed(2)}x that.\n`
   return `# Registration load (${run.profile}, scale ${run.scale})\n\n\`${command}\`\n\n` +
-    markdownTable(['target', '2xx', '2xx/s', 'p50 ms', 'p99 ms', 'max ms', 'non-2xx', 'errors', 'timeouts'], [row(run.baseline), row(run.tickstream)]) +
-    `\n\nRatios (tickstream / baseline): throughput ${run.ratios.throughput.toFixed(2)}x, p99 ${run.ratios.p99.toFixed(2)}x\n`
+    markdownTable(['target', '2xx', '2xx/s', 'p50 ms', 'p99 ms', 'max ms', 'non-2xx', 'errors', 'timeouts'], rows) +
+    `\n\nRatios (tickstream / baseline): throughput ${run.ratios.throughput.toFixed(2)}x, p99 ${run.ratios.p99.toFixed(2)}x\n` + breakdown
 }
 
 async function main (): Promise<void> {
@@ -173,10 +190,11 @@ async function main (): Promise<void> {
   const profile = args.get('profile') === 'spike' ? 'spike' : 'smoke'
   const scale = Number(args.get('scale') ?? '0.1')
   const shedMs = args.get('shed-ms')
-  const run = await runRegistration(profile, scale, shedMs)
-  const command = `npm run load:registration -- --profile ${profile} --scale ${scale}${shedMs === undefined ? '' : ` --shed-ms ${shedMs}`}`
+  const breakdown = args.has('breakdown')
+  const run = await runRegistration(profile, scale, shedMs, breakdown)
+  const command = `npm run load:registration -- --profile ${profile} --scale ${scale}${shedMs === undefined ? '' : ` --shed-ms ${shedMs}`}${breakdown ? ' --breakdown' : ''}`
   const charts: Chart[] = [
-    { title: 'p99 latency per step', yLabel: 'ms', series: [run.baseline, run.tickstream].map((r) => ({ name: r.target, points: r.steps.map((s) => [s.at, s.p99] as [number, number]) })) },
+    { title: 'p99 latency per step', yLabel: 'ms', series: [run.baseline, run.tickstream, ...(run.pluginsOnly === undefined ? [] : [run.pluginsOnly])].map((r) => ({ name: r.target, points: r.steps.map((s) => [s.at, s.p99] as [number, number]) })) },
     { title: 'connections', yLabel: 'connections', series: [{ name: 'connections', points: run.tickstream.steps.map((s) => [s.at, s.connections] as [number, number]) }] }
   ]
   const files = writeReport(`registration-${profile}`, run, summary(run, command), charts)

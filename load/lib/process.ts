@@ -41,6 +41,15 @@ export async function startTickstream (env: Record<string, string>, nodeArgs: st
   return await startNodeServer(path.join(REPO_ROOT, 'dist/src/server.js'), nodeArgs, env)
 }
 
+/**
+ * Starts the built breakdown server (`dist/load/breakdown-server.js`, see load/breakdown-server.ts).
+ * Built, not through tsx: it runs the app's own modules, and the tests' coverage of them must
+ * come from one compilation of each file.
+ */
+export async function startBreakdownServer (env: Record<string, string>): Promise<Server> {
+  return await startNodeServer(path.join(REPO_ROOT, 'dist/load/breakdown-server.js'), [], env)
+}
+
 /** Starts a TypeScript server file through tsx (the baseline). */
 export async function startTsServer (file: string, env: Record<string, string>): Promise<Server> {
   return await startNodeServer(file, ['--import', 'tsx'], env)

@@ -70,8 +70,8 @@ export class SessionRegistry {
   }
 
   private readonly sessions = new Map<string, Session>()
-  /** Per user, in creation order (a Set iterates in insertion order): the first is the oldest. */
-  private readonly sessionsByUser = new Map<string, Set<Session>>()
+  /** Per user, in creation order: the first is the oldest. At most MAX_SESSIONS_PER_USER long. */
+  private readonly sessionsByUser = new Map<string, Session[]>()
   private readonly policy: SessionPolicy
   private readonly bus: SessionRegistryOptions['bus']
   private readonly hub: StreamHub
@@ -108,8 +108,8 @@ export class SessionRegistry {
     if (!this.acceptingNewWork) return { ok: false, error: 'shutting_down' }
     const evicted: string[] = []
     const owned = this.sessionsByUser.get(userId)
-    while (owned !== undefined && owned.size >= this.policy.maxSessionsPerUser) {
-      const oldest = owned.values().next().value
+    while (owned !== undefined && owned.length >= this.policy.maxSessionsPerUser) {
+      const oldest = owned[0]
       /* c8 ignore next -- the loop condition guarantees a first element */
       if (oldest === undefined || !this.deactivate(oldest.id, 'evicted')) break
       evicted.push(oldest.id)
@@ -125,8 +125,9 @@ export class SessionRegistry {
       listener: (update) => session.stream?.offer(update)
     }
     this.sessions.set(session.id, session)
-    const userSessions = owned ?? new Set<Session>()
-    userSessions.add(session)
+    // Set again even when `owned` exists: evicting the user's last session removed the entry.
+    const userSessions = owned ?? []
+    userSessions.push(session)
     this.sessionsByUser.set(userId, userSessions)
     for (const ticker of session.tickers) this.bus.watch(ticker, session.listener)
     this.counters.registered++
@@ -244,9 +245,10 @@ export class SessionRegistry {
 
   private releaseHoldings (session: Session): void {
     const userSessions = this.sessionsByUser.get(session.userId)
-    if (userSessions !== undefined) {
-      userSessions.delete(session)
-      if (userSessions.size === 0) this.sessionsByUser.delete(session.userId)
+    const index = userSessions?.indexOf(session) ?? -1
+    if (userSessions !== undefined && index !== -1) {
+      userSessions.splice(index, 1)
+      if (userSessions.length === 0) this.sessionsByUser.delete(session.userId)
     }
     for (const ticker of session.tickers) this.bus.unwatch(ticker, session.listener)
     session.stream = undefined

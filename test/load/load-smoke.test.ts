@@ -3,7 +3,7 @@ import { runChurn } from '../../load/churn.js'
 import { NCHAN_TARGET, runFanout, TICKSTREAM_TARGET } from '../../load/fanout.js'
 import { nchanInstalled } from '../../load/lib/nchan.js'
 import { runMemory } from '../../load/memory.js'
-import { startTickstream, startTsServer, REPO_ROOT } from '../../load/lib/process.js'
+import { startBreakdownServer, startTickstream, startTsServer, REPO_ROOT } from '../../load/lib/process.js'
 import { runProfiles, stagedProfile, stepsOf } from '../../load/registration.js'
 import { SHARED_REDIS_URL } from '../helpers/redis.js'
 import path from 'node:path'
@@ -13,13 +13,20 @@ import path from 'node:path'
  * leaks), never timings. The real runs and their figures are in BENCHMARKS.md.
  */
 
-t.test('registration smoke: both targets answer every request with a 201', async (t) => {
+t.test('registration smoke: every target answers every request with a 201', async (t) => {
   const baseline = await startTsServer(path.join(REPO_ROOT, 'load/baseline-server.ts'), {})
   t.teardown(async () => { await baseline.stop() })
   const tickstream = await startTickstream({ FEED: 'none', RATE_LIMIT_MAX: '0' })
   t.teardown(async () => { await tickstream.stop() })
+  const breakdown = await startBreakdownServer({ FEED: 'none', RATE_LIMIT_MAX: '0' })
+  t.teardown(async () => { await breakdown.stop() })
   const steps = stepsOf(stagedProfile(10, 15), 0.01)
-  const results = await runProfiles([{ name: 'baseline', server: baseline }, { name: 'tickstream', server: tickstream }], steps)
+  const results = await runProfiles([
+    { name: 'baseline', server: baseline },
+    { name: 'tickstream', server: tickstream },
+    { name: 'tickstream plugins, bare handler', server: breakdown, path: '/sessions-bare' }
+  ], steps)
+  t.equal(results.length, 3)
   for (const result of results) {
     t.ok(result.requests > 100, `${result.target}: ${result.requests} requests`)
     t.equal(result.non2xx, 0, `${result.target}: no non-2xx`)

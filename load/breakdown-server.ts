@@ -1,0 +1,47 @@
+import { randomBytes } from 'node:crypto'
+import Fastify from 'fastify'
+import tickstreamApp, { serverOptions } from '../src/app.js'
+import { loadConfig } from '../src/config.js'
+import { shedUnderPressure } from '../plugins/load-shedding.js'
+import { ErrorBody, HttpError } from '../routes/http-error.js'
+import { RegisterBody, RegisteredSessionBody } from '../routes/schemas.js'
+
+/**
+ * For `npm run load:registration -- --breakdown`: the whole tickstream app (every plugin and
+ * global hook, its logger, its registry) plus `POST /sessions-bare`, a route with the same
+ * options and hooks as `POST /sessions` but the baseline's handler, which registers nothing.
+ * Against the bare Fastify server it shows what the plugins cost; against tickstream's own
+ * route, what the session work costs.
+ */
+const config = loadConfig(process.env)
+const app = Fastify(serverOptions(config))
+await app.register(tickstreamApp, { config })
+app.post('/sessions-bare', {
+  helmet: false,
+  bodyLimit: 16 * 1024,
+  preParsing: (request, _reply, payload, done) => {
+    if (request.headers['content-type'] === 'application/json') done(null, payload)
+    else done(new HttpError(415, 'Content-Type must be application/json'))
+  },
+  onResponse: (_request, reply, done) => {
+    if (reply.statusCode === 201) app.metricsObservers.registrationSeconds(reply.elapsedTime / 1000)
+    done()
+  },
+  config: shedUnderPressure,
+  schema: { body: RegisterBody, response: { 201: RegisteredSessionBody, '4xx': ErrorBody, '5xx': ErrorBody } }
+}, async (request, reply) => {
+  const body = request.body as { userId: string, tickers: string[] }
+  const sessionId = randomBytes(16).toString('base64url')
+  const now = Date.now()
+  return await reply.code(201).send({
+    sessionId,
+    userId: body.userId,
+    tickers: body.tickers.map((ticker) => ticker.trim().toUpperCase()),
+    createdAt: new Date(now).toISOString(),
+    expiresAt: new Date(now + 30_000).toISOString(),
+    streamUrl: `/sessions/${sessionId}/stream`,
+    evicted: []
+  })
+})
+await app.listen({ host: config.host, port: config.port, backlog: 4096 })
+process.once('SIGTERM', () => { void app.close().then(() => process.exit(0)) })
