@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto'
 import Fastify from 'fastify'
 import { RegisterBody, RegisteredSessionBody } from '../routes/schemas.js'
+import { bareRegistration } from './lib/bare-registration.js'
 
 /**
  * The registration baseline: a bare Fastify route with the same body schema and the same
@@ -11,20 +11,7 @@ const app = Fastify({ logger: false, bodyLimit: 16 * 1024, ajv: { customOptions:
 
 app.get('/health', async () => ({ status: 'ok' }))
 
-app.post('/sessions', { schema: { body: RegisterBody, response: { 201: RegisteredSessionBody } } }, async (request, reply) => {
-  const body = request.body as { userId: string, tickers: string[] }
-  const sessionId = randomBytes(16).toString('base64url')
-  const now = Date.now()
-  return await reply.code(201).send({
-    sessionId,
-    userId: body.userId,
-    tickers: body.tickers.map((ticker) => ticker.trim().toUpperCase()),
-    createdAt: new Date(now).toISOString(),
-    expiresAt: new Date(now + 30_000).toISOString(),
-    streamUrl: `/sessions/${sessionId}/stream`,
-    evicted: []
-  })
-})
+app.post('/sessions', { schema: { body: RegisterBody, response: { 201: RegisteredSessionBody } } }, bareRegistration)
 
 // The same accept backlog as tickstream's server.ts, so a connection burst treats both alike.
 await app.listen({ host: process.env.HOST ?? '127.0.0.1', port: Number(process.env.PORT ?? 0), backlog: 4096 })

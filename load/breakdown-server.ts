@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto'
 import Fastify from 'fastify'
 import tickstreamApp, { serverOptions } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { shedUnderPressure } from '../plugins/load-shedding.js'
 import { ErrorBody, HttpError } from '../routes/http-error.js'
 import { RegisterBody, RegisteredSessionBody } from '../routes/schemas.js'
+import { bareRegistration } from './lib/bare-registration.js'
 
 /**
  * For `npm run load:registration -- --breakdown`: the whole tickstream app (every plugin and
@@ -29,19 +29,6 @@ app.post('/sessions-bare', {
   },
   config: shedUnderPressure,
   schema: { body: RegisterBody, response: { 201: RegisteredSessionBody, '4xx': ErrorBody, '5xx': ErrorBody } }
-}, async (request, reply) => {
-  const body = request.body as { userId: string, tickers: string[] }
-  const sessionId = randomBytes(16).toString('base64url')
-  const now = Date.now()
-  return await reply.code(201).send({
-    sessionId,
-    userId: body.userId,
-    tickers: body.tickers.map((ticker) => ticker.trim().toUpperCase()),
-    createdAt: new Date(now).toISOString(),
-    expiresAt: new Date(now + 30_000).toISOString(),
-    streamUrl: `/sessions/${sessionId}/stream`,
-    evicted: []
-  })
-})
+}, bareRegistration)
 await app.listen({ host: config.host, port: config.port, backlog: 4096 })
 process.once('SIGTERM', () => { void app.close().then(() => process.exit(0)) })

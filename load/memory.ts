@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { TICKSTREAM_TARGET, tickersOf, type FanoutOptions } from './fanout.js'
-import { delay, sampleProcess, startTickstream, type Server } from './lib/process.js'
+import { delay, type Server } from './lib/process.js'
 import { markdownTable, parseArgs, writeReport } from './lib/report.js'
 import { SseClientPool } from './lib/sse-clients.js'
 
@@ -10,8 +10,8 @@ import { SseClientPool } from './lib/sse-clients.js'
  * `npm run load:memory`: where the memory of an open stream goes. Opens N streams (the
  * fan-out workload, prices flowing) against a tickstream server and takes a V8 heap snapshot
  * before and after; the difference, grouped by constructor and divided by N, is the heap each
- * stream costs. RSS from /proc and the V8 totals from the same moments show how much of a
- * stream's memory lives outside the V8 heap (sockets, parsers, allocator slack).
+ * stream costs. RSS is not reported here: writing a snapshot swells it by far more than the
+ * streams do. `load:fanout` measures RSS per stream without snapshots.
  *
  *   --streams N (3000)  --seconds S (5)  --top K (25)
  */
@@ -22,17 +22,11 @@ interface HeapCensus {
   byKind: Map<string, { bytes: number, count: number }>
 }
 
-interface MemorySample {
-  rssBytes: number
-  heap: HeapCensus
-}
 
 export interface MemoryResult {
   streams: number
   opened: number
-  rssPerStreamBytes: number
   heapPerStreamBytes: number
-  outsideHeapPerStreamBytes: number
   perStream: Array<{ kind: string, bytesPerStream: number, countPerStream: number }>
 }
 
@@ -64,7 +58,7 @@ export function censusOf (file: string): HeapCensus {
 
 /** Signals the server to write a heap snapshot (it forces a full GC first). SIGWINCH, because
  * the server shuts down gracefully on SIGUSR2 (close-with-grace) and waits for it. */
-async function takeSnapshot (server: Server, dir: string): Promise<MemorySample> {
+async function takeSnapshot (server: Server, dir: string): Promise<HeapCensus> {
   const before = new Set(readdirSync(dir))
   process.kill(server.child.pid ?? 0, 'SIGWINCH')
   let file: string | undefined
@@ -80,10 +74,9 @@ async function takeSnapshot (server: Server, dir: string): Promise<MemorySample>
     size = statSync(path.join(dir, file)).size
     await delay(200)
   }
-  const rssBytes = sampleProcess(server.child.pid ?? 0).rssBytes
-  const heap = censusOf(path.join(dir, file))
+  const census = censusOf(path.join(dir, file))
   rmSync(path.join(dir, file))
-  return { rssBytes, heap }
+  return census
 }
 
 export async function runMemory (streams: number, seconds: number): Promise<MemoryResult> {
@@ -127,29 +120,24 @@ async function openStreams (server: Server, pool: SseClientPool, count: number, 
   }
 }
 
-function summarize (idle: MemorySample, loaded: MemorySample, streams: number, opened: number): MemoryResult {
-  const kinds = new Set([...idle.heap.byKind.keys(), ...loaded.heap.byKind.keys()])
+function summarize (idle: HeapCensus, loaded: HeapCensus, streams: number, opened: number): MemoryResult {
+  const kinds = new Set([...idle.byKind.keys(), ...loaded.byKind.keys()])
   const perStream = [...kinds].map((kind) => {
-    const [before, after] = [idle.heap.byKind.get(kind), loaded.heap.byKind.get(kind)]
+    const [before, after] = [idle.byKind.get(kind), loaded.byKind.get(kind)]
     return {
       kind,
       bytesPerStream: ((after?.bytes ?? 0) - (before?.bytes ?? 0)) / streams,
       countPerStream: ((after?.count ?? 0) - (before?.count ?? 0)) / streams
     }
   }).sort((a, b) => b.bytesPerStream - a.bytesPerStream)
-  const rssPerStreamBytes = (loaded.rssBytes - idle.rssBytes) / streams
-  const heapPerStreamBytes = (loaded.heap.totalBytes - idle.heap.totalBytes) / streams
-  return { streams, opened, rssPerStreamBytes, heapPerStreamBytes, outsideHeapPerStreamBytes: rssPerStreamBytes - heapPerStreamBytes, perStream }
+  return { streams, opened, heapPerStreamBytes: (loaded.totalBytes - idle.totalBytes) / streams, perStream }
 }
 
 function summary (result: MemoryResult, top: number, command: string): string {
   const rows = result.perStream.slice(0, top).map((row) => [row.kind, row.bytesPerStream, row.countPerStream])
   return `# Memory per open stream: ${result.streams} streams (${result.opened} opened)\n\n\`${command}\`\n\n` +
-    markdownTable(['', 'bytes per stream'], [
-      ['RSS (after a full GC)', result.rssPerStreamBytes],
-      ['V8 heap (live objects)', result.heapPerStreamBytes],
-      ['outside the V8 heap (RSS − heap)', result.outsideHeapPerStreamBytes]
-    ]) + `\n\nLargest V8 heap growth per stream, by constructor:\n\n` +
+    `V8 heap of live objects per open stream: ${Math.round(result.heapPerStreamBytes)} bytes (after a full GC).\n\n` +
+    'Largest growth per stream, by constructor:\n\n' +
     markdownTable(['kind', 'bytes per stream', 'objects per stream'], rows) + '\n'
 }
 

@@ -1,6 +1,6 @@
 import path from 'node:path'
 import autocannon from 'autocannon'
-import { percentile, REPO_ROOT, startBreakdownServer, startTickstream, startTsServer, type Server } from './lib/process.js'
+import { percentile, startBaselineServer, startBreakdownServer, startTickstream, type Server } from './lib/process.js'
 import { markdownTable, parseArgs, writeReport, type Chart } from './lib/report.js'
 
 /**
@@ -145,7 +145,7 @@ export async function runRegistration (profile: 'smoke' | 'spike', scale: number
   const [peak, spike] = profile === 'spike' ? [1000, 1500] : [100, 150]
   const steps = stepsOf(stagedProfile(peak, spike), scale)
   // Both servers run in their own processes; only one is under load at any moment.
-  const baselineServer = await startTsServer(path.join(REPO_ROOT, 'load/baseline-server.ts'), {})
+  const baselineServer = await startBaselineServer()
   // The generator is one IP: the per-IP rate limit would measure itself, not registration.
   const tickstreamEnv = { FEED: 'none', RATE_LIMIT_MAX: '0', ...(shedMs === undefined ? {} : { SHED_EVENT_LOOP_DELAY_MS: shedMs }) }
   const tickstreamServer = await startTickstream(tickstreamEnv)

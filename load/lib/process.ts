@@ -42,17 +42,17 @@ export async function startTickstream (env: Record<string, string>, nodeArgs: st
 }
 
 /**
- * Starts the built breakdown server (`dist/load/breakdown-server.js`, see load/breakdown-server.ts).
- * Built, not through tsx: it runs the app's own modules, and the tests' coverage of them must
- * come from one compilation of each file.
+ * The registration load run's other servers, built like the service (`npm run build`), not run
+ * through tsx: the breakdown server runs the app's own modules, and the tests' coverage of a
+ * file must come from one compilation of it.
  */
-export async function startBreakdownServer (env: Record<string, string>): Promise<Server> {
-  return await startNodeServer(path.join(REPO_ROOT, 'dist/load/breakdown-server.js'), [], env)
+export async function startBaselineServer (): Promise<Server> {
+  return await startNodeServer(path.join(REPO_ROOT, 'dist/load/baseline-server.js'), [], {})
 }
 
-/** Starts a TypeScript server file through tsx (the baseline). */
-export async function startTsServer (file: string, env: Record<string, string>): Promise<Server> {
-  return await startNodeServer(file, ['--import', 'tsx'], env)
+/** See load/breakdown-server.ts. */
+export async function startBreakdownServer (env: Record<string, string>): Promise<Server> {
+  return await startNodeServer(path.join(REPO_ROOT, 'dist/load/breakdown-server.js'), [], env)
 }
 
 export async function freePort (): Promise<number> {

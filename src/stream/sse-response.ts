@@ -40,6 +40,11 @@ export function startSseResponse (res: ServerResponse, hookHeaders: OutgoingHttp
   // A client that left before the first byte: the stream sees a destroyed sink and ends.
   if (socket.destroyed) return socket
   socket.setNoDelay(true)
+  // Node's HTTP server keeps its sockets half-open: after our end() the connection would wait
+  // for the client to close its side, which a client that never does would make forever. Once
+  // the last event (and the FIN) is handed to the kernel, the socket is released, as
+  // `ServerResponse.end` does on a `Connection: close` response.
+  socket.once('finish', () => socket.destroy())
   socket.write(head)
   return socket
 }

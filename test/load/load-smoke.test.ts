@@ -3,10 +3,9 @@ import { runChurn } from '../../load/churn.js'
 import { NCHAN_TARGET, runFanout, TICKSTREAM_TARGET } from '../../load/fanout.js'
 import { nchanInstalled } from '../../load/lib/nchan.js'
 import { runMemory } from '../../load/memory.js'
-import { startBreakdownServer, startTickstream, startTsServer, REPO_ROOT } from '../../load/lib/process.js'
+import { startBaselineServer, startBreakdownServer, startTickstream } from '../../load/lib/process.js'
 import { runProfiles, stagedProfile, stepsOf } from '../../load/registration.js'
 import { SHARED_REDIS_URL } from '../helpers/redis.js'
-import path from 'node:path'
 
 /**
  * Short versions of the load scenarios: they check outcomes (no errors, no failed opens, no
@@ -14,7 +13,7 @@ import path from 'node:path'
  */
 
 t.test('registration smoke: every target answers every request with a 201', async (t) => {
-  const baseline = await startTsServer(path.join(REPO_ROOT, 'load/baseline-server.ts'), {})
+  const baseline = await startBaselineServer()
   t.teardown(async () => { await baseline.stop() })
   const tickstream = await startTickstream({ FEED: 'none', RATE_LIMIT_MAX: '0' })
   t.teardown(async () => { await tickstream.stop() })

@@ -1,3 +1,4 @@
+import { once } from 'node:events'
 import { connect } from 'node:net'
 import t from 'tap'
 import { startApp } from '../helpers/app.js'
@@ -83,4 +84,28 @@ t.test('a stream pipelined behind another stream ends with its connection', asyn
   t.equal(app.sessions.counters.deactivated.client_closed, 2)
   await app.streams.whenResponsesClosed()
   t.equal(app.streams.openCount, 0)
+})
+
+t.test('an ended stream releases its connection even when the client never closes its side', async (t) => {
+  const { app, baseUrl } = await startApp(t)
+  const session = await register(baseUrl, 'hank', ['AAPL'])
+  const url = new URL(baseUrl)
+  // allowHalfOpen: this client does not answer the server's FIN with its own.
+  const socket = connect({ port: Number(url.port), host: url.hostname, allowHalfOpen: true })
+  t.teardown(() => socket.destroy())
+  let received = ''
+  const snapshot = new Promise<void>((resolve) => socket.on('data', (chunk) => {
+    received += chunk.toString()
+    if (received.includes('event: snapshot')) resolve()
+  }))
+  const ended = once(socket, 'end')
+  socket.write(`GET ${session.streamUrl} HTTP/1.1\r\nHost: x\r\n\r\n`)
+  await snapshot
+  t.equal((await request(baseUrl, `/sessions/${session.sessionId}`, { method: 'DELETE' })).status, 204)
+  await ended
+  t.match(received, /event: end\ndata: \{"reason":"deleted"\}/, 'the end event came before the FIN')
+  // The server's side is gone although this client still holds its own open.
+  await app.streams.whenResponsesClosed()
+  t.equal(app.streams.responseCount, 0)
+  t.equal(socket.destroyed, false, 'the client had not closed')
 })
