@@ -3,10 +3,17 @@ import type { Clock } from '../clock.js'
 export interface Flushable {
   /** The wheel tick this item is scheduled for; owned by the scheduler. */
   flushTick: number | undefined
+  /** The time (epoch ms) it is due at; owned by the scheduler. */
+  flushDueAt: number
   /** Its neighbours in that tick's bucket; owned by the scheduler. */
   wheelPrevious: Flushable | undefined
   wheelNext: Flushable | undefined
-  flush(): void
+  /**
+   * `firedAt`: the time the timer run that flushes it started, the same for every item of the
+   * run. Counting the next due time from it, not from the clock after earlier items' writes,
+   * lets an item flushed every interval land on the same timer run phase each time.
+   */
+  flush(firedAt: number): void
 }
 
 /**
@@ -14,9 +21,9 @@ export interface Flushable {
  *
  * Why a timing wheel: one timer per stream costs 10k timers at 10k streams, and one global
  * timer that flushes every stream at once turns each window into one event-loop-blocking
- * burst. Instead a single timer ticks every `FLUSH_INTERVAL_MS / 10` and each tick flushes
- * only the streams that are due in it. A stream asks to be flushed when it gets a price, at
- * `max(now, lastFlush + FLUSH_INTERVAL_MS)`, so
+ * burst. Instead a single timer ticks every `FLUSH_INTERVAL_MS / 10` and each run flushes
+ * only the streams whose due time has come. A stream asks to be flushed when it gets a price,
+ * at `max(now, lastFlush + FLUSH_INTERVAL_MS)`, so
  *   - streams spread over the ticks by themselves (they become dirty at different times),
  *   - a stream never flushes twice within one window (its due time is never earlier),
  *   - idle streams cost nothing, and with no dirty stream the timer is stopped.
@@ -42,23 +49,19 @@ export class FlushScheduler {
     this.lastProcessedTick = Math.floor(clock() / this.tickMs)
   }
 
-  /**
-   * The start of the tick `time` falls in. A flush is dated by it, not by the clock: the
-   * timer fires a millisecond or two into its tick, and counting the next due time from the
-   * clock rounded it up to one whole tick later than the interval asks for.
-   */
-  tickStartOf (time: number): number {
-    return Math.floor(time / this.tickMs) * this.tickMs
-  }
-
   get pending (): number {
     return this.scheduledCount
   }
 
-  /** Flush `item` at the first tick at or after `dueAt` (epoch ms). No-op if already scheduled. */
+  /**
+   * Flush `item` at the first timer run at or after `dueAt` (epoch ms), never before it.
+   * No-op if already scheduled. It goes in the bucket of the tick `dueAt` falls in; a run
+   * earlier within that tick moves it on to the next one.
+   */
   schedule (item: Flushable, dueAt: number): void {
     if (item.flushTick !== undefined) return
-    const tick = Math.max(Math.ceil(dueAt / this.tickMs), this.lastProcessedTick + 1)
+    const tick = Math.max(Math.floor(dueAt / this.tickMs), this.lastProcessedTick + 1)
+    item.flushDueAt = dueAt
     item.flushTick = tick
     this.link(item, this.bucketIndex(tick))
     this.scheduledCount++
@@ -86,10 +89,11 @@ export class FlushScheduler {
 
   /** Runs every tick that is due, catching up when the event loop was late. */
   runDueTicks (): void {
-    const nowTick = Math.floor(this.clock() / this.tickMs)
+    const now = this.clock()
+    const nowTick = Math.floor(now / this.tickMs)
     // After a long stall, visiting each bucket once covers every skipped tick.
     const firstTick = Math.max(this.lastProcessedTick + 1, nowTick - this.buckets.length + 1)
-    for (let tick = firstTick; tick <= nowTick; tick++) this.runTick(tick, nowTick)
+    for (let tick = firstTick; tick <= nowTick; tick++) this.runTick(tick, nowTick, now)
     this.lastProcessedTick = nowTick
     if (this.scheduledCount === 0 && this.timer !== undefined) {
       clearInterval(this.timer)
@@ -97,22 +101,28 @@ export class FlushScheduler {
     }
   }
 
-  private runTick (tick: number, nowTick: number): void {
+  private runTick (tick: number, nowTick: number, now: number): void {
     const index = this.bucketIndex(tick)
     const due: Flushable[] = []
     let item = this.buckets[index]
     while (item !== undefined) {
       const next = item.wheelNext
-      // A bucket is shared by ticks one wheel-turn apart: leave items that are not due yet.
+      // A bucket is shared by ticks one wheel-turn apart: leave items of a later turn alone.
       if (item.flushTick !== undefined && item.flushTick <= nowTick) {
         this.unlink(item, index)
-        this.scheduledCount--
-        due.push(item)
+        if (item.flushDueAt <= now) {
+          this.scheduledCount--
+          due.push(item)
+        } else {
+          // Due later within the current tick: the next run takes it.
+          item.flushTick = nowTick + 1
+          this.link(item, this.bucketIndex(nowTick + 1))
+        }
       }
       item = next
     }
     // Flushed only once all are unlinked: a flush may schedule or cancel anything.
-    for (const dueItem of due) dueItem.flush()
+    for (const dueItem of due) dueItem.flush(now)
   }
 
   private link (item: Flushable, index: number): void {

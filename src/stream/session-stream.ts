@@ -35,6 +35,7 @@ type Phase = 'opening' | 'live' | 'closed'
  */
 export class SessionStream implements Flushable {
   flushTick: number | undefined = undefined
+  flushDueAt = 0
   wheelPrevious: Flushable | undefined = undefined
   wheelNext: Flushable | undefined = undefined
   private readonly batch: PendingBatch
@@ -104,11 +105,11 @@ export class SessionStream implements Flushable {
     this.requestFlush()
   }
 
-  /** Called by the flush scheduler when this stream is due. */
-  flush (): void {
+  /** Called by the flush scheduler when this stream is due; `firedAt` dates the flush. */
+  flush (firedAt: number): void {
     if (this.phase !== 'live' || this.isCongested || this.batch.size === 0) return
     const prices = this.batch.take()
-    this.lastFlushAt = this.hub.scheduler.tickStartOf(this.hub.clock())
+    this.lastFlushAt = firedAt
     this.hub.recordFlush(prices.length)
     this.writeEvent('prices', pricesPayload(prices))
   }

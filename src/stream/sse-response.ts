@@ -27,6 +27,10 @@ const FRAMING_HEADERS = new Set(['connection', 'content-length', 'transfer-encod
  * A response pipelined behind another one on the same connection has no socket yet (the
  * socket is still busy with the earlier response): it is written through `res`, which Node
  * queues until the socket is its turn.
+ *
+ * The `ServerResponse` of a socket-written stream never finishes, so Fastify's "request
+ * completed" log line and `onResponse` hooks do not run for it; the registry logs the end of
+ * the session instead (`session deactivated`, with its reason).
  */
 export function startSseResponse (res: ServerResponse, hookHeaders: OutgoingHttpHeaders): SseSink {
   const headers = { ...withoutFramingHeaders(hookHeaders), ...SSE_HEADERS }
@@ -49,10 +53,12 @@ export function startSseResponse (res: ServerResponse, hookHeaders: OutgoingHttp
   return socket
 }
 
+/** Lower-cased names (so the SSE headers replace a hook's whatever its spelling), framing ones dropped. */
 function withoutFramingHeaders (headers: OutgoingHttpHeaders): OutgoingHttpHeaders {
   const kept: OutgoingHttpHeaders = {}
   for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined && !FRAMING_HEADERS.has(name.toLowerCase())) kept[name] = value
+    const lowerName = name.toLowerCase()
+    if (value !== undefined && !FRAMING_HEADERS.has(lowerName)) kept[lowerName] = value
   }
   return kept
 }

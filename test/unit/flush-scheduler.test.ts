@@ -20,6 +20,7 @@ class FakeClock {
 /** A stream stand-in: records the fake time of each flush. */
 class Item implements Flushable {
   flushTick: number | undefined = undefined
+  flushDueAt = 0
   wheelPrevious: Flushable | undefined = undefined
   wheelNext: Flushable | undefined = undefined
   readonly flushedAt: number[] = []
@@ -268,8 +269,46 @@ t.test('with the real clock and timer, a scheduled item is flushed once due', as
     // The scheduler's own timer is unref'd; this one keeps the process alive, and fails the
     // test instead of hanging if no flush ever comes.
     guard = setTimeout(() => reject(new Error('no flush within 5 s')), 5000)
-    scheduler.schedule({ flushTick: undefined, wheelPrevious: undefined, wheelNext: undefined, flush: () => resolve(Date.now()) }, dueAt)
+    scheduler.schedule({ flushTick: undefined, flushDueAt: 0, wheelPrevious: undefined, wheelNext: undefined, flush: () => resolve(Date.now()) }, dueAt)
   }).finally(() => clearTimeout(guard))
   t.ok(flushedAt >= dueAt, `flushed at ${flushedAt}, due at ${dueAt}`)
+  t.equal(scheduler.pending, 0)
+})
+
+t.test('runs that start mid-tick: an item due every interval is flushed exactly one interval apart', async (t) => {
+  const { clock, scheduler } = setup(t)
+  let rounds = 0
+  const item: Item = new Item('stream', clock, () => {
+    // As a stream does: the next due time counts from the run that flushed it.
+    if (++rounds < 4) scheduler.schedule(item, clock.now + 100)
+  })
+  scheduler.schedule(item, START + 9)
+  // The timer runs 9 ms into every tick, as a timer started at an arbitrary moment does.
+  for (let at = START + 9; at <= START + 600; at += scheduler.tickMs) {
+    clock.now = at
+    scheduler.runDueTicks()
+  }
+  t.equal(item.flushedAt.length, 4)
+  const gaps = item.flushedAt.slice(1).map((at, i) => at - (item.flushedAt[i] ?? Number.NaN))
+  t.strictSame(gaps, [100, 100, 100], 'not one tick later each time')
+})
+
+t.test('a timer restarted at another phase never flushes an item sooner than its due time', async (t) => {
+  const { clock, scheduler } = setup(t)
+  const item = new Item('stream', clock)
+  // Flushed by a run 9 ms into its tick; the next one is due one interval after that run.
+  clock.now = START + 9
+  scheduler.runDueTicks()
+  scheduler.schedule(item, START + 109)
+  // The timer stopped and restarted: its runs now start on tick boundaries.
+  for (let at = START + 10; at <= START + 100; at += scheduler.tickMs) {
+    clock.now = at
+    scheduler.runDueTicks()
+  }
+  t.strictSame(item.flushedAt, [], 'the run at +100 is within the due tick but before the due time')
+  t.equal(scheduler.pending, 1)
+  clock.now = START + 110
+  scheduler.runDueTicks()
+  t.strictSame(item.flushedAt, [START + 110], 'the next run takes it')
   t.equal(scheduler.pending, 0)
 })

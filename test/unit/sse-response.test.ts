@@ -40,7 +40,7 @@ t.test('the head goes straight to the socket: status, hook headers, SSE headers,
 })
 
 t.test('framing headers from hooks are dropped; the SSE headers win over a hook\'s', async (t) => {
-  const raw = await rawResponseTo(t, { 'Content-Length': '5', 'transfer-encoding': 'chunked', connection: 'keep-alive', 'content-type': 'text/html' })
+  const raw = await rawResponseTo(t, { 'Content-Length': '5', 'transfer-encoding': 'chunked', connection: 'keep-alive', 'Content-Type': 'text/html', 'Cache-Control': 'max-age=60' })
   const head = (raw.split('\r\n\r\n')[0] ?? '').toLowerCase()
   t.notMatch(head, /content-length/)
   t.notMatch(head, /transfer-encoding/)
@@ -48,6 +48,8 @@ t.test('framing headers from hooks are dropped; the SSE headers win over a hook\
   t.match(head, /^connection: close$/m)
   t.equal(head.match(/^content-type:/gm)?.length, 1, 'one content type')
   t.match(head, /^content-type: text\/event-stream$/m)
+  t.equal(head.match(/^cache-control:/gm)?.length, 1, 'one cache-control, whatever the hook\'s spelling')
+  t.match(head, /^cache-control: no-cache$/m)
 })
 
 t.test('responseHead validates like writeHead: no CR/LF injection, no invalid names', async (t) => {
