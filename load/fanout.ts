@@ -38,7 +38,7 @@ export interface FanoutResult {
   timeline: Array<{ at: number, deliveredPerSecond: number, p99: number }>
 }
 
-interface FanoutTarget {
+export interface FanoutTarget {
   name: string
   start: (nodeArgs?: string[]) => Promise<Server>
   /** Registers when needed and returns the stream path for these tickers. */
@@ -81,6 +81,15 @@ export function tickersOf (index: number, options: FanoutOptions): string[] {
   return [...chosen]
 }
 
+/** R prices/s over the U tickers in turn, spread evenly; `ts` is the publication time. */
+export function startPublisher (target: FanoutTarget, server: Server, options: Pick<FanoutOptions, 'rate' | 'universe'>): NodeJS.Timeout {
+  let sequence = 0
+  return setInterval(() => {
+    const ticker = `T${String(sequence++ % options.universe).padStart(2, '0')}`
+    target.publish(server, { ticker, price: 100 + (sequence % 1000) / 100, ts: Date.now() }).catch(() => {})
+  }, 1000 / options.rate)
+}
+
 export async function runFanout (target: FanoutTarget, options: FanoutOptions): Promise<FanoutResult> {
   const server = await target.start()
   const url = new URL(server.url)
@@ -96,13 +105,7 @@ export async function runFanout (target: FanoutTarget, options: FanoutOptions): 
         await pool.open(streamPath)
       }))
     }
-    // R prices/s, spread evenly; ts is the publication time.
-    let sequence = 0
-    const intervalMs = 1000 / options.rate
-    publisher = setInterval(() => {
-      const ticker = `T${String(sequence++ % options.universe).padStart(2, '0')}`
-      target.publish(server, { ticker, price: 100 + (sequence % 1000) / 100, ts: Date.now() }).catch(() => {})
-    }, intervalMs)
+    publisher = startPublisher(target, server, options)
     await delay(options.warmupSeconds * 1000)
 
     pool.startMeasuring()

@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { TICKSTREAM_TARGET, tickersOf, type FanoutOptions } from './fanout.js'
+import { startPublisher, TICKSTREAM_TARGET, tickersOf, type FanoutOptions } from './fanout.js'
 import { delay, type Server } from './lib/process.js'
 import { markdownTable, parseArgs, writeReport } from './lib/report.js'
 import { SseClientPool } from './lib/sse-clients.js'
@@ -85,11 +85,7 @@ export async function runMemory (streams: number, seconds: number): Promise<Memo
   const url = new URL(server.url)
   const pool = new SseClientPool(url.hostname, Number(url.port))
   const options: FanoutOptions = { streams, tickersPerStream: 5, universe: 50, rate: 50, warmupSeconds: seconds, measureSeconds: 0 }
-  let sequence = 0
-  const publisher = setInterval(() => {
-    const ticker = `T${String(sequence++ % options.universe).padStart(2, '0')}`
-    TICKSTREAM_TARGET.publish(server, { ticker, price: 100 + (sequence % 1000) / 100, ts: Date.now() }).catch(() => {})
-  }, 1000 / options.rate)
+  const publisher = startPublisher(TICKSTREAM_TARGET, server, options)
   try {
     // A warm-up round opens and drops a tenth of the streams so that code, caches and pools
     // that exist once per process are there before the first snapshot.

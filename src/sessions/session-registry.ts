@@ -244,12 +244,10 @@ export class SessionRegistry {
   }
 
   private releaseHoldings (session: Session): void {
-    const userSessions = this.sessionsByUser.get(session.userId)
-    const index = userSessions?.indexOf(session) ?? -1
-    if (userSessions !== undefined && index !== -1) {
-      userSessions.splice(index, 1)
-      if (userSessions.length === 0) this.sessionsByUser.delete(session.userId)
-    }
+    const userSessions = this.sessionsByUser.get(session.userId) ?? []
+    const index = userSessions.indexOf(session)
+    if (index !== -1) userSessions.splice(index, 1)
+    if (userSessions.length === 0) this.sessionsByUser.delete(session.userId)
     for (const ticker of session.tickers) this.bus.unwatch(ticker, session.listener)
     session.stream = undefined
   }

@@ -1,4 +1,4 @@
-import { STATUS_CODES, validateHeaderName, validateHeaderValue, type OutgoingHttpHeaders, type ServerResponse } from 'node:http'
+import { validateHeaderName, validateHeaderValue, type OutgoingHttpHeaders, type ServerResponse } from 'node:http'
 import type { SseSink } from './session-stream.js'
 
 /** The headers every event stream carries (the contract's, plus nosniff). */
@@ -65,7 +65,7 @@ function withoutFramingHeaders (headers: OutgoingHttpHeaders): OutgoingHttpHeade
 
 /** `HTTP/1.1 200 OK` and the header block, validated as `writeHead` would (no CR/LF injection). */
 export function responseHead (headers: OutgoingHttpHeaders): string {
-  let head = `HTTP/1.1 200 ${STATUS_CODES[200] ?? 'OK'}\r\n`
+  let head = 'HTTP/1.1 200 OK\r\n'
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined) continue
     validateHeaderName(name)

@@ -36,22 +36,16 @@ t.test('registration smoke: every target answers every request with a 201', asyn
 
 const FANOUT_SMOKE = { streams: 100, tickersPerStream: 5, universe: 50, rate: 50, warmupSeconds: 1, measureSeconds: 2 }
 
-t.test('fan-out smoke (tickstream): every stream opens, stays open and receives prices', async (t) => {
-  const result = await runFanout(TICKSTREAM_TARGET, FANOUT_SMOKE)
-  t.equal(result.opened, 100)
-  t.equal(result.failedOpens, 0)
-  t.equal(result.earlyEnds, 0)
-  t.ok(result.deliveredPerSecond > 0, 'prices delivered')
-})
-
-t.test('fan-out smoke (nchan peer): the same workload runs against nchan', async (t) => {
-  t.ok(nchanInstalled(), 'nginx + nchan installed (.ci/run installs them)')
-  const result = await runFanout(NCHAN_TARGET, FANOUT_SMOKE)
-  t.equal(result.opened, 100)
-  t.equal(result.failedOpens, 0)
-  t.equal(result.earlyEnds, 0)
-  t.ok(result.deliveredPerSecond > 0, 'prices delivered')
-})
+for (const target of [TICKSTREAM_TARGET, NCHAN_TARGET]) {
+  t.test(`fan-out smoke (${target.name}): every stream opens, stays open and receives prices`, async (t) => {
+    if (target === NCHAN_TARGET) t.ok(nchanInstalled(), 'nginx + nchan installed (.ci/run installs them)')
+    const result = await runFanout(target, FANOUT_SMOKE)
+    t.equal(result.opened, 100)
+    t.equal(result.failedOpens, 0)
+    t.equal(result.earlyEnds, 0)
+    t.ok(result.deliveredPerSecond > 0, 'prices delivered')
+  })
+}
 
 t.test('memory smoke: heap snapshots before and after, a per-stream census that includes the streams themselves', async (t) => {
   const result = await runMemory(200, 1)
