@@ -17,18 +17,17 @@ const config = loadConfig(process.env)
 const app = Fastify(serverOptions(config))
 await app.register(tickstreamApp, { config })
 app.post('/sessions-bare', {
-  helmet: false,
   bodyLimit: 16 * 1024,
   preParsing: (request, _reply, payload, done) => {
     if (request.headers['content-type'] === 'application/json') done(null, payload)
     else done(new HttpError(415, 'Content-Type must be application/json'))
   },
-  onResponse: (_request, reply, done) => {
-    if (reply.statusCode === 201) app.metricsObservers.registrationSeconds(reply.elapsedTime / 1000)
-    done()
-  },
   config: shedUnderPressure,
   schema: { body: RegisterBody, response: { 201: RegisteredSessionBody, '4xx': ErrorBody, '5xx': ErrorBody } }
-}, bareRegistration)
+}, async (request, reply) => {
+  await bareRegistration(request, reply)
+  app.metricsObservers.registrationSeconds(reply.elapsedTime / 1000)
+  return reply
+})
 await app.listen({ host: config.host, port: config.port, backlog: 4096 })
 process.once('SIGTERM', () => { void app.close().then(() => process.exit(0)) })

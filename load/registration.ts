@@ -11,6 +11,9 @@ import { markdownTable, parseArgs, writeReport, type Chart } from './lib/report.
  *   --scale F         compress time (default 0.1: a smoke run of about a minute per target)
  *   --profile spike   1000 -> 1500 connections instead of 100 -> 150
  *   --shed-ms N       tickstream's SHED_EVENT_LOOP_DELAY_MS (default: the service default; 0 = off)
+ *   --users N         distinct users (default: as many as the step has connections, one per
+ *                     virtual user as in the seed's load test; each registration beyond a
+ *                     user's third evicts its oldest, so about 3 x N sessions stay live)
  *   --breakdown       a third target: the whole tickstream app with a route that has the same
  *                     hooks as POST /sessions but the baseline's handler (load/breakdown-server.ts),
  *                     to split the gap into plugin cost and session-work cost
@@ -117,11 +120,11 @@ function finish (acc: Accumulator): TargetResult {
  * tickstream step k. On a shared, noisy machine both then see the same conditions, which a
  * whole profile against one and then the other would not guarantee.
  */
-export async function runProfiles (targets: Array<{ name: string, server: Server, path?: string }>, steps: Step[]): Promise<TargetResult[]> {
+export async function runProfiles (targets: Array<{ name: string, server: Server, path?: string }>, steps: Step[], users?: number): Promise<TargetResult[]> {
   let user = 0
-  const nextUser = (): string => `user-${user++ % 20_000}`
   const accumulators = targets.map((target) => emptyResult(target.name))
   for (const step of steps) {
+    const nextUser = (): string => `user-${user++ % (users ?? step.connections)}`
     for (const [index, target] of targets.entries()) {
       const acc = accumulators[index]
       if (acc === undefined) continue
@@ -134,6 +137,8 @@ export async function runProfiles (targets: Array<{ name: string, server: Server
 export interface RegistrationRun {
   profile: string
   scale: number
+  /** Distinct users; `per connection` when each step has one user per connection. */
+  users: number | 'per connection'
   baseline: TargetResult
   tickstream: TargetResult
   /** With --breakdown: tickstream's plugins and hooks around the baseline's handler. */
@@ -141,7 +146,7 @@ export interface RegistrationRun {
   ratios: { throughput: number, p99: number }
 }
 
-export async function runRegistration (profile: 'smoke' | 'spike', scale: number, shedMs?: string, breakdown = false): Promise<RegistrationRun> {
+export async function runRegistration (profile: 'smoke' | 'spike', scale: number, shedMs?: string, breakdown = false, users?: number): Promise<RegistrationRun> {
   const [peak, spike] = profile === 'spike' ? [1000, 1500] : [100, 150]
   const steps = stepsOf(stagedProfile(peak, spike), scale)
   // Both servers run in their own processes; only one is under load at any moment.
@@ -156,7 +161,7 @@ export async function runRegistration (profile: 'smoke' | 'spike', scale: number
       { name: 'bare Fastify route', server: baselineServer },
       { name: 'tickstream', server: tickstreamServer },
       ...(breakdownServer === undefined ? [] : [{ name: 'tickstream plugins, bare handler', server: breakdownServer, path: '/sessions-bare' }])
-    ], steps)
+    ], steps, users)
   } finally {
     await Promise.all([baselineServer.stop(), tickstreamServer.stop(), breakdownServer?.stop()])
   }
@@ -165,6 +170,7 @@ export async function runRegistration (profile: 'smoke' | 'spike', scale: number
   return {
     profile,
     scale,
+    users: users ?? 'per connection',
     baseline,
     tickstream,
     ...(pluginsOnly === undefined ? {} : { pluginsOnly }),
@@ -180,7 +186,7 @@ function summary (run: RegistrationRun, command: string): string {
     ? ''
     : `Breakdown of the throughput gap: tickstream's plugins and hooks around the baseline's handler ${(run.pluginsOnly.throughput / run.baseline.throughput).toFixed(2)}x the baseline; ` +
       `the session work on top of them ${(run.tickstream.throughput / run.pluginsOnly.throughput).toFixed(2)}x that.\n`
-  return `# Registration load (${run.profile}, scale ${run.scale})\n\n\`${command}\`\n\n` +
+  return `# Registration load (${run.profile}, scale ${run.scale}, users: ${run.users})\n\n\`${command}\`\n\n` +
     markdownTable(['target', '2xx', '2xx/s', 'p50 ms', 'p99 ms', 'max ms', 'non-2xx', 'errors', 'timeouts'], rows) +
     `\n\nRatios (tickstream / baseline): throughput ${run.ratios.throughput.toFixed(2)}x, p99 ${run.ratios.p99.toFixed(2)}x\n` + breakdown
 }
@@ -191,8 +197,10 @@ async function main (): Promise<void> {
   const scale = Number(args.get('scale') ?? '0.1')
   const shedMs = args.get('shed-ms')
   const breakdown = args.has('breakdown')
-  const run = await runRegistration(profile, scale, shedMs, breakdown)
-  const command = `npm run load:registration -- --profile ${profile} --scale ${scale}${shedMs === undefined ? '' : ` --shed-ms ${shedMs}`}${breakdown ? ' --breakdown' : ''}`
+  const usersArg = args.get('users')
+  const users = usersArg === undefined ? undefined : Number(usersArg)
+  const run = await runRegistration(profile, scale, shedMs, breakdown, users)
+  const command = `npm run load:registration -- --profile ${profile} --scale ${scale}${shedMs === undefined ? '' : ` --shed-ms ${shedMs}`}${users === undefined ? '' : ` --users ${users}`}${breakdown ? ' --breakdown' : ''}`
   const charts: Chart[] = [
     { title: 'p99 latency per step', yLabel: 'ms', series: [run.baseline, run.tickstream, ...(run.pluginsOnly === undefined ? [] : [run.pluginsOnly])].map((r) => ({ name: r.target, points: r.steps.map((s) => [s.at, s.p99] as [number, number]) })) },
     { title: 'connections', yLabel: 'connections', series: [{ name: 'connections', points: run.tickstream.steps.map((s) => [s.at, s.connections] as [number, number]) }] }

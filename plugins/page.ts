@@ -24,38 +24,46 @@ export function findPublicDir (fromDir: string = import.meta.dirname): string {
 }
 
 /**
- * The browser page at `GET /` (plain ES modules and CSS from `public/`, no build step), and
- * security headers for every response. The CSP allows only this origin for scripts, styles and
+ * The browser page at `GET /` (plain ES modules and CSS from `public/`, no build step) with the
+ * security headers a page needs. The CSP allows only this origin for scripts, styles and
  * connections, so the page's scripts must stay in files (no inline script or style).
+ *
+ * Helmet and the static files live in their own encapsulated scope, so helmet's hooks run for
+ * the page's routes only. The API's JSON and event streams carry `nosniff` (api-headers.ts)
+ * and none of the document headers, which mean nothing there; registered globally, helmet's
+ * two `onRequest` hooks ran on every API request, even on routes that opted out, and cost
+ * 13 % of the registration load run's throughput (BENCHMARKS.md).
  */
 export default fp(async function pagePlugin (fastify) {
-  await fastify.register(helmet, {
-    contentSecurityPolicy: {
-      // Listed in full rather than merged with helmet's defaults, which allow inline styles and
-      // add upgrade-insecure-requests: the service is reached over plain HTTP (localhost, or
-      // behind a proxy that terminates TLS), where that directive would break every asset.
-      useDefaults: false,
-      directives: {
-        defaultSrc: ["'self'"],
-        scriptSrc: ["'self'"],
-        scriptSrcAttr: ["'none'"],
-        styleSrc: ["'self'"],
-        connectSrc: ["'self'"],
-        imgSrc: ["'self'"],
-        fontSrc: ["'self'"],
-        objectSrc: ["'none'"],
-        baseUri: ["'self'"],
-        formAction: ["'self'"],
-        frameAncestors: ["'self'"]
+  await fastify.register(async function pageScope (page) {
+    await page.register(helmet, {
+      contentSecurityPolicy: {
+        // Listed in full rather than merged with helmet's defaults, which allow inline styles and
+        // add upgrade-insecure-requests: the service is reached over plain HTTP (localhost, or
+        // behind a proxy that terminates TLS), where that directive would break every asset.
+        useDefaults: false,
+        directives: {
+          defaultSrc: ["'self'"],
+          scriptSrc: ["'self'"],
+          scriptSrcAttr: ["'none'"],
+          styleSrc: ["'self'"],
+          connectSrc: ["'self'"],
+          imgSrc: ["'self'"],
+          fontSrc: ["'self'"],
+          objectSrc: ["'none'"],
+          baseUri: ["'self'"],
+          formAction: ["'self'"],
+          frameAncestors: ["'self'"]
+        }
       }
-    }
-  })
+    })
 
-  await fastify.register(fastifyStatic, {
-    root: findPublicDir(),
-    // One route per file found at start instead of a catch-all `/*`: any other path still
-    // reaches the service's not-found handler and its JSON 404.
-    wildcard: false,
-    decorateReply: false
+    await page.register(fastifyStatic, {
+      root: findPublicDir(),
+      // One route per file found at start instead of a catch-all `/*`: any other path still
+      // reaches the service's not-found handler and its JSON 404.
+      wildcard: false,
+      decorateReply: false
+    })
   })
 }, { name: 'tickstream-page', fastify: '5.x' })

@@ -16,9 +16,6 @@ const streamRoutes: FastifyPluginAsyncTypebox = async function streamRoutes (fas
   fastify.get('/sessions/:id/stream', {
     // A HEAD would run this handler and use the session up without ever streaming.
     exposeHeadRoute: false,
-    // The page's document headers (CSP and co.) mean nothing on an event stream, and each
-    // open stream kept its own ~2 KB copy of them for its whole life.
-    helmet: false,
     config: shedUnderPressure,
     schema: { params: SessionIdParams }
   }, (request, reply) => {

@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http'
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import apiHeadersPlugin from '../plugins/api-headers.js'
 import authPlugin from '../plugins/auth.js'
 import busPlugin from '../plugins/bus.js'
 import configPlugin from '../plugins/config.js'
@@ -20,6 +21,7 @@ import sessionsRoutes from '../routes/sessions.js'
 import streamRoutes from '../routes/stream.js'
 import { systemClock, type Clock } from './clock.js'
 import type { Config } from './config.js'
+import { LazyRequestLogger } from './request-logger.js'
 
 export interface AppOptions {
   config: Config
@@ -56,6 +58,12 @@ export function redactSessionIds (url: string): string {
  * pino JSON with request ids; request lines show URLs with session ids cut short. Pretty
  * printing only for a person at a terminal, never in production logs.
  */
+/** Each request's logger: a pino child made on its first line (see request-logger.ts). */
+const childLoggerFactory: FastifyServerOptions['childLoggerFactory'] = (logger: FastifyBaseLogger, bindings, options) => {
+  if (options.level !== undefined || options.serializers !== undefined) return logger.child(bindings, options)
+  return new LazyRequestLogger<FastifyBaseLogger>(logger, bindings)
+}
+
 function loggerOptions (config: Config): FastifyServerOptions['logger'] {
   return {
     level: config.logLevel,
@@ -73,6 +81,7 @@ function loggerOptions (config: Config): FastifyServerOptions['logger'] {
 export function serverOptions (config: Config): FastifyServerOptions {
   return {
     logger: loggerOptions(config),
+    childLoggerFactory,
     bodyLimit: BODY_LIMIT_BYTES,
     // Router lengths count UTF-16 units: room for any 1000-character id, even all emoji.
     routerOptions: { maxParamLength: 4096 },
@@ -96,6 +105,7 @@ async function tickstreamApp (fastify: FastifyInstance, options: AppOptions): Pr
   const random = options.random ?? Math.random
   await fastify.register(configPlugin, { config: options.config, clock })
   await fastify.register(errorsPlugin)
+  await fastify.register(apiHeadersPlugin)
   await fastify.register(redisPlugin, { clock })
   await fastify.register(busPlugin, { clock })
   await fastify.register(streamsPlugin, { clock, random })

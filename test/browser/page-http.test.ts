@@ -25,6 +25,22 @@ t.test('GET / serves the page with security headers and a self-only CSP', async 
   t.notMatch(res.text, /https?:\/\//, 'nothing loaded from elsewhere')
 })
 
+t.test('API responses carry nosniff and none of the page\'s document headers', async (t) => {
+  const { baseUrl } = await startApp(t)
+  const responses = [
+    ['POST /sessions', await request(baseUrl, '/sessions', { method: 'POST', body: { userId: 'alice', tickers: ['AAPL'] } }), 201],
+    ['POST /sessions (415)', await request(baseUrl, '/sessions', { method: 'POST', body: 'x', headers: { 'content-type': 'text/plain' } }), 415],
+    ['GET /health', await request(baseUrl, '/health'), 200],
+    ['GET /nope', await request(baseUrl, '/nope'), 404]
+  ] as const
+  for (const [name, res, status] of responses) {
+    t.equal(res.status, status, name)
+    t.equal(res.headers['x-content-type-options'], 'nosniff', name)
+    t.equal(res.headers['content-security-policy'], undefined, `${name}: no CSP`)
+    t.equal(res.headers['x-frame-options'], undefined, `${name}: no frame options`)
+  }
+})
+
 t.test('the page\'s scripts, styles and icon are served from public/', async (t) => {
   const { baseUrl } = await startApp(t)
   const assets: Array<[string, RegExp]> = [
@@ -38,6 +54,7 @@ t.test('the page\'s scripts, styles and icon are served from public/', async (t)
     const res = await request(baseUrl, asset)
     t.equal(res.status, 200, asset)
     t.match(res.headers['content-type'], contentType, asset)
+    t.ok(String(res.headers['content-security-policy']).includes("default-src 'self'"), `${asset} has the page's CSP`)
   }
 })
 

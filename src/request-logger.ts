@@ -1,0 +1,75 @@
+/** The arguments of a pino log method: `(obj, msg?, ...format args)` or `(msg, ...format args)`. */
+export type LogArgs = [objOrMsg: unknown, msg?: string, ...rest: unknown[]]
+type LogMethod = (...args: LogArgs) => void
+
+/** The part of a pino logger a request logger stands in for (Fastify's FastifyBaseLogger). */
+export interface LevelLogger<Child = unknown> {
+  level: string
+  fatal: LogMethod
+  error: LogMethod
+  warn: LogMethod
+  info: LogMethod
+  debug: LogMethod
+  trace: LogMethod
+  child: (bindings: Record<string, unknown>) => Child
+}
+
+type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
+
+/** pino's standard levels; `silent` is above all of them. */
+const LEVEL_VALUES: Readonly<Record<string, number>> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity }
+
+/**
+ * A request's logger that becomes a real pino child only when it first writes a line.
+ *
+ * Fastify gives each request `logger.child({ reqId })`. A registration at LOG_LEVEL=warn
+ * writes no line at all, yet building that child (its prototype chain and serialized
+ * bindings) was 8 % of the instructions of a registration (BENCHMARKS.md,
+ * `npm run load:instructions`). Every line this logger does write goes through the real
+ * child, so it carries the request id as before. Used for children with default options
+ * only; a route with its own log level or serializers gets a real child at once.
+ */
+export class LazyRequestLogger<Child extends LevelLogger<Child>> {
+  private realChild: Child | undefined
+
+  constructor (
+    private readonly parent: LevelLogger<Child>,
+    private readonly bindings: Record<string, unknown>
+  ) {}
+
+  get level (): string {
+    return (this.realChild ?? this.parent).level
+  }
+
+  set level (level: string) {
+    this.real().level = level
+  }
+
+  /** True when a line at `level` would be written (pino's rule: at or above the logger's level). */
+  isLevelEnabled (level: Level): boolean {
+    return (LEVEL_VALUES[level] ?? 0) >= (LEVEL_VALUES[this.level] ?? 0)
+  }
+
+  fatal (...args: LogArgs): void { this.write('fatal', args) }
+  error (...args: LogArgs): void { this.write('error', args) }
+  warn (...args: LogArgs): void { this.write('warn', args) }
+  info (...args: LogArgs): void { this.write('info', args) }
+  debug (...args: LogArgs): void { this.write('debug', args) }
+  trace (...args: LogArgs): void { this.write('trace', args) }
+  silent (..._args: LogArgs): void {}
+
+  child (bindings: Record<string, unknown>): Child {
+    return this.real().child(bindings)
+  }
+
+  private write (level: Level, args: LogArgs): void {
+    if (!this.isLevelEnabled(level)) return
+    const child = this.real()
+    child[level](...args)
+  }
+
+  private real (): Child {
+    this.realChild ??= this.parent.child(this.bindings)
+    return this.realChild
+  }
+}

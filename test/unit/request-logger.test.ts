@@ -1,0 +1,89 @@
+import { Writable } from 'node:stream'
+import { pino, type Logger } from 'pino'
+import t from 'tap'
+import { LazyRequestLogger } from '../../src/request-logger.js'
+
+/** A real pino logger writing JSON lines into an array, and a count of the children made from it. */
+function capturingLogger (level: string): { logger: Logger, lines: Array<Record<string, unknown>>, children: () => number } {
+  const lines: Array<Record<string, unknown>> = []
+  const destination = new Writable({
+    write (chunk: Buffer, _encoding, done) {
+      lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>)
+      done()
+    }
+  })
+  const logger = pino({ level }, destination)
+  let children = 0
+  const child = logger.child
+  // Children inherit this method through pino's prototype chain: call the original on `this`.
+  logger.child = function (this: Logger, bindings: Record<string, unknown>) {
+    children++
+    return child.call(this, bindings)
+  } as Logger['child']
+  return { logger, lines, children: () => children }
+}
+
+/** pino writes to a stream: wait for the stream to have taken the line. */
+async function settled (): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve))
+}
+
+t.test('a line at an enabled level goes through a real child and carries its bindings', async (t) => {
+  const { logger, lines, children } = capturingLogger('info')
+  const requestLogger = new LazyRequestLogger<Logger>(logger, { reqId: 'req-1' })
+  requestLogger.info({ sessionId: 'abcd1234' }, 'session registered')
+  requestLogger.warn('plain %s', 'message')
+  await settled()
+  t.equal(children(), 1, 'one child, made on the first line')
+  t.match(lines, [
+    { level: 30, reqId: 'req-1', sessionId: 'abcd1234', msg: 'session registered' },
+    { level: 40, reqId: 'req-1', msg: 'plain message' }
+  ])
+})
+
+t.test('lines below the level make no child and write nothing', async (t) => {
+  const { logger, lines, children } = capturingLogger('warn')
+  const requestLogger = new LazyRequestLogger<Logger>(logger, { reqId: 'req-2' })
+  requestLogger.info({ a: 1 }, 'incoming request')
+  requestLogger.debug('details')
+  requestLogger.trace('more details')
+  requestLogger.silent('never')
+  await settled()
+  t.equal(children(), 0)
+  t.same(lines, [])
+  t.equal(requestLogger.isLevelEnabled('info'), false)
+  t.equal(requestLogger.isLevelEnabled('warn'), true)
+  t.equal(requestLogger.isLevelEnabled('fatal'), true)
+})
+
+t.test('error and fatal lines are written at their levels', async (t) => {
+  const { logger, lines } = capturingLogger('error')
+  const requestLogger = new LazyRequestLogger<Logger>(logger, { reqId: 'req-3' })
+  requestLogger.error({ err: new Error('boom') }, 'request failed')
+  requestLogger.fatal('down')
+  await settled()
+  t.match(lines, [
+    { level: 50, reqId: 'req-3', msg: 'request failed', err: { message: 'boom', stack: /Error: boom/ } },
+    { level: 60, reqId: 'req-3', msg: 'down' }
+  ])
+})
+
+t.test('the level is the parent\'s until this request sets its own, which stays its own', async (t) => {
+  const { logger, lines } = capturingLogger('info')
+  const requestLogger = new LazyRequestLogger<Logger>(logger, { reqId: 'req-4' })
+  t.equal(requestLogger.level, 'info')
+  requestLogger.level = 'trace'
+  t.equal(requestLogger.level, 'trace')
+  t.equal(logger.level, 'info', 'the parent keeps its level')
+  requestLogger.trace('now visible')
+  await settled()
+  t.match(lines, [{ level: 10, reqId: 'req-4', msg: 'now visible' }])
+})
+
+t.test('a child of a request logger carries both sets of bindings', async (t) => {
+  const { logger, lines } = capturingLogger('info')
+  const requestLogger = new LazyRequestLogger<Logger>(logger, { reqId: 'req-5' })
+  requestLogger.child({ stage: 'snapshot' }).info('sent')
+  await settled()
+  t.match(lines, [{ reqId: 'req-5', stage: 'snapshot', msg: 'sent' }])
+})
