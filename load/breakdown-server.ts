@@ -26,7 +26,7 @@ app.post('/sessions-bare', {
   schema: { body: RegisterBody, response: { 201: RegisteredSessionBody, '4xx': ErrorBody, '5xx': ErrorBody } }
 }, async (request, reply) => {
   await bareRegistration(request, reply)
-  app.metricsObservers.registrationSeconds(reply.elapsedTime / 1000)
+  if (reply.statusCode === 201) app.metricsObservers.registrationSeconds(reply.elapsedTime / 1000)
   return reply
 })
 await app.listen({ host: config.host, port: config.port, backlog: 4096 })

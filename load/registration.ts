@@ -137,8 +137,8 @@ export async function runProfiles (targets: Array<{ name: string, server: Server
 export interface RegistrationRun {
   profile: string
   scale: number
-  /** Distinct users; `per connection` when each step has one user per connection. */
-  users: number | 'per connection'
+  /** Distinct users; `as many as connections` when each step has as many users as connections. */
+  users: number | 'as many as connections'
   baseline: TargetResult
   tickstream: TargetResult
   /** With --breakdown: tickstream's plugins and hooks around the baseline's handler. */
@@ -170,7 +170,7 @@ export async function runRegistration (profile: 'smoke' | 'spike', scale: number
   return {
     profile,
     scale,
-    users: users ?? 'per connection',
+    users: users ?? 'as many as connections',
     baseline,
     tickstream,
     ...(pluginsOnly === undefined ? {} : { pluginsOnly }),
@@ -199,6 +199,7 @@ async function main (): Promise<void> {
   const breakdown = args.has('breakdown')
   const usersArg = args.get('users')
   const users = usersArg === undefined ? undefined : Number(usersArg)
+  if (users !== undefined && !(Number.isInteger(users) && users >= 1)) throw new Error(`--users must be a positive integer, got ${usersArg}`)
   const run = await runRegistration(profile, scale, shedMs, breakdown, users)
   const command = `npm run load:registration -- --profile ${profile} --scale ${scale}${shedMs === undefined ? '' : ` --shed-ms ${shedMs}`}${users === undefined ? '' : ` --users ${users}`}${breakdown ? ' --breakdown' : ''}`
   const charts: Chart[] = [

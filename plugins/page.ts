@@ -31,8 +31,8 @@ export function findPublicDir (fromDir: string = import.meta.dirname): string {
  * Helmet and the static files live in their own encapsulated scope, so helmet's hooks run for
  * the page's routes only. The API's JSON and event streams carry `nosniff` (api-headers.ts)
  * and none of the document headers, which mean nothing there; registered globally, helmet's
- * two `onRequest` hooks ran on every API request, even on routes that opted out, and cost
- * 13 % of the registration load run's throughput (BENCHMARKS.md).
+ * two `onRequest` hooks ran on every API request, even on routes that opted out: +69 k
+ * instructions per request on a bare app (BENCHMARKS.md, `npm run load:instructions`).
  */
 export default fp(async function pagePlugin (fastify) {
   await fastify.register(async function pageScope (page) {

@@ -87,7 +87,8 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async function sessionsRoutes 
     })
     // Observed here, once the 201 is serialized and handed to the socket, rather than in an
     // onResponse hook, which cost more than the histogram itself (BENCHMARKS.md).
-    metricsObservers.registrationSeconds(reply.elapsedTime / 1000)
+    // A 201 whose body failed to serialize has become a 500 by now: not a registration.
+    if (reply.statusCode === 201) metricsObservers.registrationSeconds(reply.elapsedTime / 1000)
     return reply
   })
 

@@ -46,7 +46,8 @@ function answerFrameworkError (error: FastifyError, request: FastifyRequest, rep
     request.url.startsWith('/sessions/')
   const statusCode = unknownSession ? 404 : error.statusCode ?? 400
   const message = unknownSession ? 'session not found' : error.message
-  void reply.code(statusCode).send({ statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message })
+  // Routing failed, so no onRequest hook ran: the API's nosniff (api-headers.ts) is set here.
+  void reply.code(statusCode).header('x-content-type-options', 'nosniff').send({ statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message })
 }
 
 /** `/sessions/<id>...`: a session id is a capability, so logs keep only its first 8 characters. */
@@ -58,12 +59,6 @@ export function redactSessionIds (url: string): string {
  * pino JSON with request ids; request lines show URLs with session ids cut short. Pretty
  * printing only for a person at a terminal, never in production logs.
  */
-/** Each request's logger: a pino child made on its first line (see request-logger.ts). */
-const childLoggerFactory: FastifyServerOptions['childLoggerFactory'] = (logger: FastifyBaseLogger, bindings, options) => {
-  if (options.level !== undefined || options.serializers !== undefined) return logger.child(bindings, options)
-  return new LazyRequestLogger<FastifyBaseLogger>(logger, bindings)
-}
-
 function loggerOptions (config: Config): FastifyServerOptions['logger'] {
   return {
     level: config.logLevel,
@@ -72,6 +67,12 @@ function loggerOptions (config: Config): FastifyServerOptions['logger'] {
     },
     ...(process.stdout.isTTY ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } } } : {})
   }
+}
+
+/** Each request's logger: a pino child made on its first line (see request-logger.ts). */
+const childLoggerFactory: FastifyServerOptions['childLoggerFactory'] = (logger: FastifyBaseLogger, bindings, options) => {
+  if (options.level !== undefined || options.serializers !== undefined) return logger.child(bindings, options)
+  return new LazyRequestLogger<FastifyBaseLogger>(logger, bindings)
 }
 
 /**

@@ -11,7 +11,7 @@ export interface LevelLogger<Child = unknown> {
   info: LogMethod
   debug: LogMethod
   trace: LogMethod
-  child: (bindings: Record<string, unknown>) => Child
+  child: (bindings: Record<string, unknown>, options?: Record<string, unknown>) => Child
 }
 
 type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
@@ -24,7 +24,7 @@ const LEVEL_VALUES: Readonly<Record<string, number>> = { trace: 10, debug: 20, i
  *
  * Fastify gives each request `logger.child({ reqId })`. A registration at LOG_LEVEL=warn
  * writes no line at all, yet building that child (its prototype chain and serialized
- * bindings) was 8 % of the instructions of a registration (BENCHMARKS.md,
+ * bindings) cost 35 k of the ~785 k instructions of a registration (BENCHMARKS.md,
  * `npm run load:instructions`). Every line this logger does write goes through the real
  * child, so it carries the request id as before. Used for children with default options
  * only; a route with its own log level or serializers gets a real child at once.
@@ -34,7 +34,7 @@ export class LazyRequestLogger<Child extends LevelLogger<Child>> {
 
   constructor (
     private readonly parent: LevelLogger<Child>,
-    private readonly bindings: Record<string, unknown>
+    private readonly childBindings: Record<string, unknown>
   ) {}
 
   get level (): string {
@@ -58,8 +58,8 @@ export class LazyRequestLogger<Child extends LevelLogger<Child>> {
   trace (...args: LogArgs): void { this.write('trace', args) }
   silent (..._args: LogArgs): void {}
 
-  child (bindings: Record<string, unknown>): Child {
-    return this.real().child(bindings)
+  child (bindings: Record<string, unknown>, options?: Record<string, unknown>): Child {
+    return this.real().child(bindings, options)
   }
 
   private write (level: Level, args: LogArgs): void {
@@ -69,7 +69,7 @@ export class LazyRequestLogger<Child extends LevelLogger<Child>> {
   }
 
   private real (): Child {
-    this.realChild ??= this.parent.child(this.bindings)
+    this.realChild ??= this.parent.child(this.childBindings)
     return this.realChild
   }
 }

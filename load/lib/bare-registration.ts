@@ -7,8 +7,8 @@ import { randomSessionId } from '../../src/sessions/session-registry.js'
  * (load/baseline-server.ts) and the breakdown server (load/breakdown-server.ts).
  *
  * The id comes from the service's own generator: the id is part of the response shape, not of
- * the session work. (Until session 3 the baseline called `randomBytes(16)` per request, which
- * was 6-10 % of its CPU and flattered tickstream's ratio by about that much.)
+ * the session work. (Until session 3 the baseline called `randomBytes(16)` per request: 3 % of
+ * its instructions, more of its CPU time in profiles, which flattered tickstream's ratio.)
  */
 export async function bareRegistration (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const body = request.body as { userId: string, tickers: string[] }

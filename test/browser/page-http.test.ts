@@ -31,7 +31,8 @@ t.test('API responses carry nosniff and none of the page\'s document headers', a
     ['POST /sessions', await request(baseUrl, '/sessions', { method: 'POST', body: { userId: 'alice', tickers: ['AAPL'] } }), 201],
     ['POST /sessions (415)', await request(baseUrl, '/sessions', { method: 'POST', body: 'x', headers: { 'content-type': 'text/plain' } }), 415],
     ['GET /health', await request(baseUrl, '/health'), 200],
-    ['GET /nope', await request(baseUrl, '/nope'), 404]
+    ['GET /nope', await request(baseUrl, '/nope'), 404],
+    ['GET /sessions/%zz (bad escape)', await request(baseUrl, '/sessions/%zz'), 404]
   ] as const
   for (const [name, res, status] of responses) {
     t.equal(res.status, status, name)

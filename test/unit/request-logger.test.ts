@@ -16,9 +16,9 @@ function capturingLogger (level: string): { logger: Logger, lines: Array<Record<
   let children = 0
   const child = logger.child
   // Children inherit this method through pino's prototype chain: call the original on `this`.
-  logger.child = function (this: Logger, bindings: Record<string, unknown>) {
+  logger.child = function (this: Logger, ...args: Parameters<Logger['child']>) {
     children++
-    return child.call(this, bindings)
+    return child.apply(this, args)
   } as Logger['child']
   return { logger, lines, children: () => children }
 }
@@ -86,4 +86,12 @@ t.test('a child of a request logger carries both sets of bindings', async (t) =>
   requestLogger.child({ stage: 'snapshot' }).info('sent')
   await settled()
   t.match(lines, [{ reqId: 'req-5', stage: 'snapshot', msg: 'sent' }])
+})
+
+t.test('a child given options keeps them (its own level here)', async (t) => {
+  const { logger, lines } = capturingLogger('info')
+  const requestLogger = new LazyRequestLogger<Logger>(logger, { reqId: 'req-6' })
+  requestLogger.child({ stage: 'flush' }, { level: 'debug' }).debug('details')
+  await settled()
+  t.match(lines, [{ level: 20, reqId: 'req-6', stage: 'flush', msg: 'details' }])
 })
