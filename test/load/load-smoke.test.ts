@@ -1,5 +1,6 @@
 import t from 'tap'
 import { runChurn } from '../../load/churn.js'
+import { INSTRUCTION_TARGETS, runInstructions, valgrindInstalled } from '../../load/instructions.js'
 import { NCHAN_TARGET, runFanout, TICKSTREAM_TARGET } from '../../load/fanout.js'
 import { nchanInstalled } from '../../load/lib/nchan.js'
 import { runMemory } from '../../load/memory.js'
@@ -7,9 +8,16 @@ import { startBaselineServer, startBreakdownServer, startTickstream } from '../.
 import { runProfiles, stagedProfile, stepsOf } from '../../load/registration.js'
 import { SHARED_REDIS_URL } from '../helpers/redis.js'
 
+t.setTimeout(400_000)
+
 /**
  * Short versions of the load scenarios: they check outcomes (no errors, no failed opens, no
  * leaks), never timings. The real runs and their figures are in BENCHMARKS.md.
+ *
+ * The callgrind smoke comes last and the file's timeout is raised for it: Node under valgrind
+ * takes a minute or two, and run beside the timing-sensitive load-shedding test (tap runs two
+ * files at a time) it starved that test in CI twice; by the time it starts here, that file is
+ * long done.
  */
 
 t.test('registration smoke: every target answers every request with a 201', async (t) => {
@@ -67,3 +75,18 @@ for (const redisUrl of [undefined, SHARED_REDIS_URL]) {
     if (redisUrl !== undefined) t.ok(Object.values(result.pubsubNumsub ?? {}).every((count) => count === 0), 'PUBSUB NUMSUB 0 for every channel')
   })
 }
+
+t.test('instruction-count smoke: tickstream serves its registrations under callgrind and is counted', async (t) => {
+  if (!valgrindInstalled()) {
+    t.fail('valgrind is not installed (apt-get install valgrind; .ci/run installs it)')
+    return
+  }
+  // tickstream alone: one core, at a low priority (countInstructions runs valgrind niced).
+  const targets = INSTRUCTION_TARGETS.filter((target) => target.name === 'tickstream')
+  const results = await runInstructions(targets, 20, 20)
+  t.same(results.map((r) => r.target), ['tickstream'])
+  for (const result of results) {
+    t.equal(result.requests, 20, `${result.target}: 20 registrations counted`)
+    t.ok(result.instructionsPerRequest > 10_000, `${result.target}: ${Math.round(result.instructionsPerRequest)} instructions per registration`)
+  }
+})
