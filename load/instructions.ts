@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { Agent, request as httpRequest } from 'node:http'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { delay, freePort, REPO_ROOT } from './lib/process.js'
+import { delay, freePort, REPO_ROOT, waitUntilServing } from './lib/process.js'
 import { markdownTable, parseArgs, writeReport } from './lib/report.js'
 
 /**
@@ -11,12 +11,12 @@ import { markdownTable, parseArgs, writeReport } from './lib/report.js'
  * (callgrind) for the bare route, the app's plugins around the bare handler, and tickstream.
  *
  * Throughput on this shared 2-core machine moves by ±10-20 % from one minute to the next; an
- * instruction count far less (about ±5 % between runs; compare targets of one run). Each server runs under callgrind with `--single-threaded` (no
- * concurrent JIT or GC threads, so the same requests cost the same instructions run after
- * run), is warmed up, has its counters zeroed, then serves N registrations one after another
- * on one keep-alive connection; the count of exactly those N is divided by N. The registration
- * load run (registration.ts) stays the measure of throughput and latency; this one tells which
- * change moved the cost, and by how much, without the noise.
+ * instruction count far less (about ±5 % between runs; compare targets of one run). Each
+ * server runs under callgrind with `--single-threaded` (no concurrent JIT or GC threads), is
+ * warmed up, has its counters zeroed, then serves N registrations one after another on one
+ * keep-alive connection; the count of exactly those N is divided by N. The registration load
+ * run (registration.ts) stays the measure of throughput and latency; this one tells which
+ * change moved the cost, and by how much, with far less noise.
  *
  *   --warm N       registrations before counting (default 1500; the JIT settles by then)
  *   --requests N   registrations counted (default 1000)
@@ -83,7 +83,8 @@ export async function countInstructions (target: InstructionTarget, warm: number
   const base = `http://127.0.0.1:${port}`
   const agent = new Agent({ keepAlive: true, maxSockets: 1 })
   try {
-    await waitForHealth(base, () => child.exitCode !== null || child.signalCode !== null)
+    // Node starts slowly under valgrind (30-60 s here).
+    await waitUntilServing(`${base}/health`, child, 150_000)
     let user = 0
     const run = async (count: number): Promise<void> => {
       for (let i = 0; i < count; i++) await registerOnce(`${base}${target.path}`, agent, `user-${user++ % 200}`)
@@ -107,18 +108,6 @@ export async function countInstructions (target: InstructionTarget, warm: number
     clearTimeout(forceKill)
     rmSync(workDir, { recursive: true, force: true })
   }
-}
-
-async function waitForHealth (base: string, hasExited: () => boolean): Promise<void> {
-  // Node starts slowly under valgrind (about 20 s here).
-  for (let attempt = 0; attempt < 600; attempt++) {
-    if (hasExited()) throw new Error('server exited before serving')
-    try {
-      if ((await fetch(`${base}/health`)).ok) return
-    } catch {}
-    await delay(250)
-  }
-  throw new Error(`${base} did not answer within 150 s`)
 }
 
 /**
@@ -164,8 +153,9 @@ async function main (): Promise<void> {
   if (!Number.isInteger(warm) || warm < 0 || !Number.isInteger(requests) || requests < 1) throw new Error('--warm must be an integer >= 0 and --requests an integer >= 1')
   const results = await runInstructions(INSTRUCTION_TARGETS, warm, requests)
   const command = `npm run load:instructions -- --warm ${warm} --requests ${requests}`
-  const files = writeReport('instructions', results, summary(results, command), [])
-  process.stdout.write(`${summary(results, command)}\nwritten: ${files.json}, ${files.markdown}\n`)
+  const markdown = summary(results, command)
+  const files = writeReport('instructions', results, markdown, [])
+  process.stdout.write(`${markdown}\nwritten: ${files.json}, ${files.markdown}\n`)
 }
 
 if (process.argv[1] !== undefined && import.meta.filename === path.resolve(process.argv[1])) {

@@ -65,17 +65,21 @@ export async function freePort (): Promise<number> {
   return address.port
 }
 
-/** Polls `url` until it answers 200: the server is up (logs stay at warn, so no "listening" line). */
-export async function waitUntilServing (url: string, child: ChildProcess): Promise<void> {
-  for (let attempt = 0; attempt < 300; attempt++) {
-    if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}) before serving`)
+/**
+ * Polls `url` until it answers 200: the server is up (logs stay at warn, so no "listening"
+ * line). `timeoutMs` is longer for a server started under valgrind.
+ */
+export async function waitUntilServing (url: string, child: ChildProcess, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`server exited (${child.exitCode ?? child.signalCode}) before serving`)
     try {
       const res = await fetch(url)
       if (res.ok) return
     } catch {}
     await delay(100)
   }
-  throw new Error(`${url} did not answer within 30 s`)
+  throw new Error(`${url} did not answer within ${timeoutMs / 1000} s`)
 }
 
 async function startNodeServer (file: string, nodeArgs: string[], env: Record<string, string>): Promise<Server> {
