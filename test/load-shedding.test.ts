@@ -4,10 +4,25 @@ import { request } from './helpers/http.js'
 import { publish } from './helpers/prices.js'
 import { SseClient } from './helpers/sse-client.js'
 
-/** Blocks this process's event loop (the server runs in it): the overload under test. */
+/** Blocks this process's event loop (the server runs in it). */
 function blockEventLoop (ms: number): void {
   const until = Date.now() + ms
   while (Date.now() < until) { /* busy: simulating a saturated event loop */ }
+}
+
+/**
+ * The overload under test: every turn of this process's event loop blocks `ms` until stopped.
+ * One long block is not enough: under-pressure samples the *mean* delay over its interval and
+ * then starts afresh, so a single stall is diluted by the normal turns around it, or missed
+ * when its sample runs first, and the test hung in CI on a request that was not refused.
+ */
+function saturateEventLoop (ms: number): () => void {
+  const timer = setInterval(() => blockEventLoop(ms), 1)
+  return () => clearInterval(timer)
+}
+
+async function waitUntil (condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 10))
 }
 
 /**
@@ -32,12 +47,13 @@ t.test('a saturated event loop refuses new sessions and streams, never open stre
   t.teardown(() => client.close())
   await client.next()
 
-  blockEventLoop(600)
+  const stopSaturating = saturateEventLoop(150)
+  await waitUntil(() => app.isUnderPressure())
   const [newSession, newStream, health] = await Promise.all([
     request(baseUrl, '/sessions', { method: 'POST', body: { userId: 'carol', tickers: ['AAPL'] } }),
     request(baseUrl, waiting.streamUrl),
     request(baseUrl, '/health')
-  ])
+  ]).finally(stopSaturating)
   t.equal(newSession.status, 503, 'new session refused')
   t.equal(newSession.body.error, 'Service Unavailable')
   t.ok(newSession.headers['retry-after'], 'with retry-after')
