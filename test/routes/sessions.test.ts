@@ -20,6 +20,24 @@ t.test('POST /sessions registers a session and describes it', async (t) => {
   t.same(Object.keys(body).sort(), ['createdAt', 'evicted', 'expiresAt', 'sessionId', 'streamUrl', 'tickers', 'userId'])
 })
 
+t.test('createdAt and expiresAt follow the clock, also for sessions made in the same millisecond', async (t) => {
+  // A fake clock (time is the one thing tests may pin): the route remembers the last
+  // formatted timestamp, and this proves it is reused only for the very same millisecond.
+  let now = Date.UTC(2026, 10, 28, 12, 0, 0, 0)
+  const { baseUrl, config } = await startApp(t, { MAX_SESSIONS_PER_USER: '10' }, { clock: () => now })
+  const first = await register(baseUrl, 'erin', ['AAPL'])
+  const sameMs = await register(baseUrl, 'erin', ['AAPL'])
+  now += 1
+  const nextMs = await register(baseUrl, 'erin', ['AAPL'])
+  now += 86_400_000
+  const nextDay = await register(baseUrl, 'erin', ['AAPL'])
+  t.same([first.createdAt, sameMs.createdAt, nextMs.createdAt, nextDay.createdAt],
+    ['2026-11-28T12:00:00.000Z', '2026-11-28T12:00:00.000Z', '2026-11-28T12:00:00.001Z', '2026-11-29T12:00:00.001Z'])
+  for (const session of [first, sameMs, nextMs, nextDay]) {
+    t.equal(Date.parse(String(session.expiresAt)) - Date.parse(String(session.createdAt)), config.sessionTtlMs)
+  }
+})
+
 t.test('tickers are de-duplicated after normalization, order kept', async (t) => {
   const { baseUrl } = await startApp(t)
   const body = await register(baseUrl, 'bob', ['msft', 'AAPL', ' MSFT', 'brk.b', 'aapl'])
