@@ -1,13 +1,9 @@
+import { fork, type ChildProcess } from 'node:child_process'
 import { connect } from 'node:net'
 import path from 'node:path'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
-import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
-import tickstreamApp, { serverOptions } from '../src/app.js'
-import { loadConfig } from '../src/config.js'
-import { toPriceUpdate } from '../src/price.js'
-import { delay } from './lib/process.js'
+import type { ChurnServerListening, ChurnServerMeasurement, ChurnServerRequest, ChurnServerState } from './churn-server.js'
+import { delay, REPO_ROOT } from './lib/process.js'
 import { markdownTable, parseArgs, writeReport, type Chart } from './lib/report.js'
 
 /**
@@ -16,10 +12,10 @@ import { markdownTable, parseArgs, writeReport, type Chart } from './lib/report.
  * check: gauges 0, subscriptions made == released (and PUBSUB NUMSUB 0 with --redis), and
  * memory after a forced GC within 10 % of the post-warm-up value. Exits non-zero on a leak.
  *
- * The app runs in this process, next to the clients (so it can force a GC); they talk to it
- * over real sockets. The memory check uses the V8 heap in use after a full GC, which is what
- * a leak would grow; RSS is reported beside it but keeps pages V8 has already committed.
- * Run with --expose-gc (the npm script does).
+ * The app runs in its own process (load/churn-server.ts, built, forked with --expose-gc), so
+ * the RSS read is the server's alone; the clients talk to it over real sockets, and ask it
+ * over IPC for a full GC with a memory reading and for its counters. Both the V8 heap in use
+ * and the RSS after a full GC must stay within 10 % of their post-warm-up values.
  *
  *   --sessions N (100000)  --concurrency C (64)  --redis  (REDIS_URL or redis://127.0.0.1:6379)
  */
@@ -54,7 +50,7 @@ export interface ChurnResult {
   subscriptions: { made: number, released: number }
   pubsubNumsub: Record<string, number> | undefined
   heap: { afterWarmupMb: number, afterChurnMb: number, ratio: number }
-  rss: { afterWarmupMb: number, afterChurnMb: number }
+  rss: { afterWarmupMb: number, afterChurnMb: number, ratio: number }
   samples: ChurnSample[]
 }
 
@@ -116,7 +112,7 @@ async function openStream (port: number, streamUrl: string, mode: 'read' | 'abor
   return { destroy: () => socket.destroy(), closed, ended }
 }
 
-async function runOne (app: FastifyInstance, baseUrl: string, port: number, index: number): Promise<ExitPath> {
+async function runOne (server: ChurnServer, baseUrl: string, port: number, index: number): Promise<ExitPath> {
   const exitPath = pathOf(index)
   const tickers = [TICKERS[index % TICKERS.length] ?? 'C00', TICKERS[(index * 7 + 3) % TICKERS.length] ?? 'C01']
   const user = `churn-${index}`
@@ -160,20 +156,10 @@ async function runOne (app: FastifyInstance, baseUrl: string, port: number, inde
     case 'slow_consumer': {
       const session = await register(baseUrl, user, SLOW_TICKERS)
       const stream = await openStream(port, session.streamUrl, 'stop_reading')
-      const pad = 'x'.repeat(7000)
-      const flood = setInterval(() => {
-        const updates = SLOW_TICKERS.map((ticker) => toPriceUpdate({ ticker, price: 1, pad }, Date.now()))
-        void app.bus.publish(updates.flatMap((update) => update.ok ? [update.update] : []))
-      }, 5)
-      await new Promise<void>((resolve) => {
-        const check = setInterval(() => {
-          if (app.sessions.view(session.sessionId) === undefined) {
-            clearInterval(check)
-            resolve()
-          }
-        }, 20)
-      })
-      clearInterval(flood)
+      await server.ask({ type: 'flood', key: session.sessionId, tickers: SLOW_TICKERS })
+      // The server cuts the reader-less stream off as a slow consumer: the session is gone.
+      while ((await fetch(`${baseUrl}/sessions/${session.sessionId}`)).status !== 404) await delay(20)
+      await server.ask({ type: 'stop-flood', key: session.sessionId })
       stream.destroy()
       await stream.closed
       break
@@ -184,19 +170,70 @@ async function runOne (app: FastifyInstance, baseUrl: string, port: number, inde
 
 const megabytes = (bytes: number): number => bytes / 1024 / 1024
 
-/** A full GC: `--expose-gc`'s global when present (npm run load:churn), else enabled at run time. */
-function forceGc (): void {
-  let gc = (globalThis as { gc?: () => void }).gc
-  if (gc === undefined) {
-    setFlagsFromString('--expose-gc')
-    gc = runInNewContext('gc') as () => void
+type Reply<T> = T extends { type: 'state' } ? ChurnServerState : T extends { type: 'measure' } ? ChurnServerMeasurement : null
+type Question = ChurnServerRequest extends infer R ? R extends ChurnServerRequest ? Omit<R, 'id'> : never : never
+
+/** The forked server and its IPC questions (state, GC-and-measure, the slow-consumer flood). */
+interface ChurnServer {
+  port: number
+  ask: <Q extends Question>(question: Q) => Promise<Reply<Q>>
+  stop: () => Promise<void>
+}
+
+async function startChurnServer (env: Record<string, string>): Promise<ChurnServer> {
+  const child: ChildProcess = fork(path.join(REPO_ROOT, 'dist/load/churn-server.js'), [], {
+    cwd: REPO_ROOT,
+    execArgv: ['--expose-gc'],
+    env: { ...process.env, ...env, NODE_OPTIONS: '' },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc']
+  })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const pending = new Map<number, { resolve: (value: unknown) => void, reject: (err: Error) => void }>()
+  let nextId = 0
+  const port = await new Promise<number>((resolve, reject) => {
+    // Redis mode waits for its bus; a server that never gets there must not hang the run.
+    const giveUp = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error('churn server did not listen within 30 s'))
+    }, 30_000)
+    child.once('exit', (code, signal) => {
+      clearTimeout(giveUp)
+      reject(new Error(`churn server exited (${code ?? signal}) before listening`))
+    })
+    child.once('error', reject)
+    child.on('message', (message: ChurnServerListening | { id: number, result?: unknown, error?: string }) => {
+      if ('type' in message) {
+        clearTimeout(giveUp)
+        resolve(message.port)
+        return
+      }
+      const waiter = pending.get(message.id)
+      pending.delete(message.id)
+      if (message.error !== undefined) waiter?.reject(new Error(message.error))
+      else waiter?.resolve(message.result)
+    })
+  })
+  child.once('exit', () => {
+    for (const waiter of pending.values()) waiter.reject(new Error('churn server exited'))
+    pending.clear()
+  })
+  return {
+    port,
+    ask: async <Q extends Question>(question: Q): Promise<Reply<Q>> => await new Promise((resolve, reject) => {
+      const id = nextId++
+      pending.set(id, { resolve: resolve as (value: unknown) => void, reject })
+      child.send({ ...question, id })
+    }),
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill('SIGTERM')
+      await exited
+    }
   }
-  gc()
-  gc()
 }
 
 export async function runChurn (options: ChurnOptions): Promise<ChurnResult> {
-  const config = loadConfig({
+  const server = await startChurnServer({
     HOST: '127.0.0.1',
     PORT: '0',
     LOG_LEVEL: 'error',
@@ -209,56 +246,48 @@ export async function runChurn (options: ChurnOptions): Promise<ChurnResult> {
     SWEEP_INTERVAL_MS: '100',
     SLOW_CONSUMER_MS: '300',
     FLUSH_INTERVAL_MS: '50',
-    ...(options.redisUrl === undefined ? {} : { REDIS_URL: options.redisUrl, FEED: 'simulated' })
+    ...(options.redisUrl === undefined ? {} : { REDIS_URL: options.redisUrl })
   })
-  const app = Fastify(serverOptions(config))
-  await app.register(tickstreamApp, { config, loadShedding: { maxEventLoopDelayMs: 0, maxEventLoopUtilization: 0 } })
-  const baseUrl = await app.listen({ host: '127.0.0.1', port: 0 })
-  const port = Number(new URL(baseUrl).port)
+  const port = server.port
+  const baseUrl = `http://127.0.0.1:${port}`
   const started = Date.now()
   const byPath = Object.fromEntries(MIX.map(([p]) => [p, 0])) as Record<ExitPath, number>
   const samples: ChurnSample[] = []
-  const sample = (done: number): void => {
-    const s = { at: (Date.now() - started) / 1000, done, active: app.sessions.activeCount, streams: app.streams.openCount, rssMb: megabytes(process.memoryUsage().rss) }
+  const sample = async (done: number): Promise<void> => {
+    const state = await server.ask({ type: 'state' })
+    const s = { at: (Date.now() - started) / 1000, done, active: state.sessionsActive, streams: state.streamsOpen, rssMb: megabytes(state.rssBytes) }
     samples.push(s)
     options.onSample?.(s)
   }
   try {
-    if (app.redis !== undefined) while (!app.bus.isReady) await delay(50)
     let next = 0
     let done = 0
-    let heapAfterWarmupMb = 0
-    let rssAfterWarmupMb = 0
+    let afterWarmup: ChurnServerMeasurement | undefined
     const warmup = Math.min(10_000, Math.floor(options.sessions / 10))
-    const sampler = setInterval(() => sample(done), 1000)
+    const sampler = setInterval(() => { void sample(done).catch(() => {}) }, 1000)
     const worker = async (): Promise<void> => {
       while (next < options.sessions) {
         const index = next++
-        byPath[await runOne(app, baseUrl, port, index)]++
+        byPath[await runOne(server, baseUrl, port, index)]++
         done++
-        if (done === warmup) {
-          forceGc()
-          const memory = process.memoryUsage()
-          heapAfterWarmupMb = megabytes(memory.heapUsed)
-          rssAfterWarmupMb = megabytes(memory.rss)
-        }
+        if (done === warmup) afterWarmup = await server.ask({ type: 'measure', settle: false })
       }
     }
-    await Promise.all(Array.from({ length: options.concurrency }, worker))
-    // Expiring sessions end within TTL + a sweep; wait for the registry to empty.
-    while (app.sessions.activeCount > 0) await delay(100)
-    await app.streams.whenResponsesClosed()
-    clearInterval(sampler)
-    sample(done)
+    try {
+      await Promise.all(Array.from({ length: options.concurrency }, worker))
+      // Expiring sessions end within TTL + a sweep; wait for the registry to empty.
+      while ((await server.ask({ type: 'state' })).sessionsActive > 0) await delay(100)
+    } finally {
+      clearInterval(sampler)
+    }
+    await sample(done)
     // Let the last closes and timers settle, then measure.
     await delay(500)
-    forceGc()
-    const memoryAfter = process.memoryUsage()
-    const heapAfterChurnMb = megabytes(memoryAfter.heapUsed)
+    const afterChurn = await server.ask({ type: 'measure', settle: true })
+    /* c8 ignore next -- the warm-up is a tenth of the run, reached before the last worker ends */
+    if (afterWarmup === undefined) throw new Error('no warm-up measurement')
 
-    const counters = app.sessions.counters
-    const subscriptions = app.bus.subscriptions.counters
-    const gauges = { sessionsActive: app.sessions.activeCount, streamsOpen: app.streams.openCount, busSubscriptions: app.bus.subscriptions.size, responsesOpen: app.streams.responseCount }
+    const gauges = { sessionsActive: afterChurn.sessionsActive, streamsOpen: afterChurn.streamsOpen, busSubscriptions: afterChurn.busSubscriptions, responsesOpen: afterChurn.responsesOpen }
     let pubsubNumsub: Record<string, number> | undefined
     if (options.redisUrl !== undefined) {
       const admin = new Redis(options.redisUrl)
@@ -269,27 +298,29 @@ export async function runChurn (options: ChurnOptions): Promise<ChurnResult> {
     }
     const leaks: string[] = []
     for (const [name, value] of Object.entries(gauges)) if (value !== 0) leaks.push(`${name} = ${value}`)
-    if (subscriptions.subscribeTotal !== subscriptions.unsubscribeTotal) leaks.push(`subscriptions made ${subscriptions.subscribeTotal} != released ${subscriptions.unsubscribeTotal}`)
-    const deactivatedTotal = Object.values(counters.deactivated).reduce((a, b) => a + b, 0)
-    if (deactivatedTotal !== counters.registered) leaks.push(`registered ${counters.registered} != deactivated ${deactivatedTotal}`)
+    if (afterChurn.subscriptionsMade !== afterChurn.subscriptionsReleased) leaks.push(`subscriptions made ${afterChurn.subscriptionsMade} != released ${afterChurn.subscriptionsReleased}`)
+    const deactivatedTotal = Object.values(afterChurn.deactivated).reduce((a, b) => a + b, 0)
+    if (deactivatedTotal !== afterChurn.registered) leaks.push(`registered ${afterChurn.registered} != deactivated ${deactivatedTotal}`)
     for (const [channel, count] of Object.entries(pubsubNumsub ?? {})) if (count !== 0) leaks.push(`PUBSUB NUMSUB ${channel} = ${count}`)
-    const ratio = heapAfterChurnMb / heapAfterWarmupMb
-    if (ratio > 1.1) leaks.push(`heap in use grew ${((ratio - 1) * 100).toFixed(1)} % after churn (limit 10 %)`)
+    const heapRatio = afterChurn.heapUsedBytes / afterWarmup.heapUsedBytes
+    if (heapRatio > 1.1) leaks.push(`heap in use grew ${((heapRatio - 1) * 100).toFixed(1)} % after churn (limit 10 %)`)
+    const rssRatio = afterChurn.rssBytes / afterWarmup.rssBytes
+    if (rssRatio > 1.1) leaks.push(`RSS grew ${((rssRatio - 1) * 100).toFixed(1)} % after churn (limit 10 %)`)
     return {
       sessions: options.sessions,
       byPath,
       seconds: (Date.now() - started) / 1000,
-      deactivated: { ...counters.deactivated },
+      deactivated: afterChurn.deactivated,
       leaks,
       gauges,
-      subscriptions: { made: subscriptions.subscribeTotal, released: subscriptions.unsubscribeTotal },
+      subscriptions: { made: afterChurn.subscriptionsMade, released: afterChurn.subscriptionsReleased },
       pubsubNumsub,
-      heap: { afterWarmupMb: heapAfterWarmupMb, afterChurnMb: heapAfterChurnMb, ratio },
-      rss: { afterWarmupMb: rssAfterWarmupMb, afterChurnMb: megabytes(memoryAfter.rss) },
+      heap: { afterWarmupMb: megabytes(afterWarmup.heapUsedBytes), afterChurnMb: megabytes(afterChurn.heapUsedBytes), ratio: heapRatio },
+      rss: { afterWarmupMb: megabytes(afterWarmup.rssBytes), afterChurnMb: megabytes(afterChurn.rssBytes), ratio: rssRatio },
       samples
     }
   } finally {
-    await app.close()
+    await server.stop()
   }
 }
 
@@ -302,7 +333,7 @@ function summary (result: ChurnResult, command: string): string {
       ['bus subscriptions made / released', `${result.subscriptions.made} / ${result.subscriptions.released}`],
       ['PUBSUB NUMSUB (Redis mode)', result.pubsubNumsub === undefined ? 'n/a (embedded)' : JSON.stringify(result.pubsubNumsub)],
       ['V8 heap in use after warm-up / after churn (MB, after GC)', `${result.heap.afterWarmupMb.toFixed(1)} / ${result.heap.afterChurnMb.toFixed(1)} (${((result.heap.ratio - 1) * 100).toFixed(1)} %)`],
-      ['RSS after warm-up / after churn (MB, after GC)', `${result.rss.afterWarmupMb.toFixed(1)} / ${result.rss.afterChurnMb.toFixed(1)}`],
+      ['server RSS after warm-up / after churn (MB, after GC)', `${result.rss.afterWarmupMb.toFixed(1)} / ${result.rss.afterChurnMb.toFixed(1)} (${((result.rss.ratio - 1) * 100).toFixed(1)} %)`],
       ['leaks', result.leaks.length === 0 ? 'none' : result.leaks.join('; ')]
     ]) + '\n'
 }

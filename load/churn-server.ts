@@ -1,0 +1,120 @@
+import Fastify from 'fastify'
+import tickstreamApp, { serverOptions } from '../src/app.js'
+import { loadConfig } from '../src/config.js'
+import { toPriceUpdate, type PriceUpdate } from '../src/price.js'
+
+/**
+ * For `npm run load:churn`: the app in a process of its own, so that its RSS is its own and
+ * not mixed with the churn's clients. The runner (load/churn.ts) forks it with `--expose-gc`
+ * and asks over IPC for what only the process itself can do or see: a full GC with a memory
+ * reading, the registry's and the bus's counters, and a flood of fat prices for the
+ * slow-consumer path.
+ */
+
+export type ChurnServerRequest =
+  | { id: number, type: 'state' }
+  /** `settle`: first wait until every stream response has closed (the end of a run). */
+  | { id: number, type: 'measure', settle: boolean }
+  /** Fat prices for `tickers` every 5 ms until `stop-flood` with the same `key`; floods overlap. */
+  | { id: number, type: 'flood', key: string, tickers: string[] }
+  | { id: number, type: 'stop-flood', key: string }
+
+export interface ChurnServerState {
+  sessionsActive: number
+  streamsOpen: number
+  busSubscriptions: number
+  responsesOpen: number
+  rssBytes: number
+}
+
+export interface ChurnServerMeasurement extends ChurnServerState {
+  heapUsedBytes: number
+  registered: number
+  deactivated: Record<string, number>
+  subscriptionsMade: number
+  subscriptionsReleased: number
+}
+
+/** The first message: the server listens on `port` (and in Redis mode its bus is ready). */
+export interface ChurnServerListening { type: 'listening', port: number }
+
+const exposedGc = (globalThis as { gc?: () => void }).gc
+// The two guards below fail only when started by hand; the runner always forks with both.
+/* c8 ignore next */
+if (exposedGc === undefined) throw new Error('churn-server needs --expose-gc')
+const gc: () => void = exposedGc
+const processSend = process.send?.bind(process)
+/* c8 ignore next */
+if (processSend === undefined) throw new Error('churn-server must be forked with an IPC channel')
+const send: (message: unknown) => boolean = processSend
+
+const config = loadConfig(process.env)
+const app = Fastify(serverOptions(config))
+// The churn is about leaks, not overload: never refuse work for a busy event loop.
+await app.register(tickstreamApp, { config, loadShedding: { maxEventLoopDelayMs: 0, maxEventLoopUtilization: 0 } })
+const address = await app.listen({ host: config.host, port: config.port })
+while (!app.bus.isReady) await new Promise((resolve) => setTimeout(resolve, 50))
+
+const floods = new Map<string, NodeJS.Timeout>()
+// Fat prices (7 KB each) fill a reader-less socket within a second or two.
+const PAD = 'x'.repeat(7000)
+
+function state (): ChurnServerState {
+  return {
+    sessionsActive: app.sessions.activeCount,
+    streamsOpen: app.streams.openCount,
+    busSubscriptions: app.bus.subscriptions.size,
+    responsesOpen: app.streams.responseCount,
+    rssBytes: process.memoryUsage().rss
+  }
+}
+
+async function answer (request: ChurnServerRequest): Promise<ChurnServerState | ChurnServerMeasurement | null> {
+  switch (request.type) {
+    case 'state':
+      return state()
+    case 'measure': {
+      // At the end, streams ended by the runner may still be flushing out: measure once they are gone.
+      if (request.settle) await app.streams.whenResponsesClosed()
+      gc()
+      gc()
+      const counters = app.sessions.counters
+      const subscriptions = app.bus.subscriptions.counters
+      return {
+        ...state(),
+        heapUsedBytes: process.memoryUsage().heapUsed,
+        registered: counters.registered,
+        deactivated: { ...counters.deactivated },
+        subscriptionsMade: subscriptions.subscribeTotal,
+        subscriptionsReleased: subscriptions.unsubscribeTotal
+      }
+    }
+    case 'flood':
+      clearInterval(floods.get(request.key))
+      floods.set(request.key, setInterval(() => {
+        const updates: PriceUpdate[] = []
+        for (const ticker of request.tickers) {
+          const result = toPriceUpdate({ ticker, price: 1, pad: PAD }, Date.now())
+          if (result.ok) updates.push(result.update)
+        }
+        void app.bus.publish(updates)
+      }, 5))
+      return null
+    case 'stop-flood':
+      clearInterval(floods.get(request.key))
+      floods.delete(request.key)
+      return null
+  }
+}
+
+process.on('message', (request: ChurnServerRequest) => {
+  answer(request).then(
+    (result) => send({ id: request.id, result }),
+    (err: unknown) => send({ id: request.id, error: err instanceof Error ? err.stack ?? err.message : String(err) })
+  )
+})
+process.once('SIGTERM', () => {
+  for (const flood of floods.values()) clearInterval(flood)
+  void app.close().then(() => process.exit(0))
+})
+send({ type: 'listening', port: Number(new URL(address).port) } satisfies ChurnServerListening)
