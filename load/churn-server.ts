@@ -8,7 +8,8 @@ import { toPriceUpdate, type PriceUpdate } from '../src/price.js'
  * not mixed with the churn's clients. The runner (load/churn.ts) forks it with `--expose-gc`
  * and asks over IPC for what only the process itself can do or see: a full GC with a memory
  * reading, the registry's and the bus's counters, and a flood of fat prices for the
- * slow-consumer path.
+ * slow-consumer path. Its settings come as one JSON argument. It exits when the runner goes
+ * away (the IPC channel closes), so a killed run leaves no server behind.
  */
 
 export type ChurnServerRequest =
@@ -48,7 +49,9 @@ const processSend = process.send?.bind(process)
 if (processSend === undefined) throw new Error('churn-server must be forked with an IPC channel')
 const send: (message: unknown) => boolean = processSend
 
-const config = loadConfig(process.env)
+// The runner's explicit settings, not this process's environment: an exported REDIS_URL or
+// JWT_SECRET must not change what the run measures.
+const config = loadConfig(JSON.parse(process.argv[2] ?? '{}') as Record<string, string>)
 const app = Fastify(serverOptions(config))
 // The churn is about leaks, not overload: never refuse work for a busy event loop.
 await app.register(tickstreamApp, { config, loadShedding: { maxEventLoopDelayMs: 0, maxEventLoopUtilization: 0 } })
@@ -74,8 +77,9 @@ async function answer (request: ChurnServerRequest): Promise<ChurnServerState | 
     case 'state':
       return state()
     case 'measure': {
-      // At the end, streams ended by the runner may still be flushing out: measure once they are gone.
-      if (request.settle) await app.streams.whenResponsesClosed()
+      // At the end, streams ended by the runner may still be flushing out: measure once they
+      // are gone, or after 10 s, when what is left shows as `responsesOpen` (a leak).
+      if (request.settle) await Promise.race([app.streams.whenResponsesClosed(), new Promise((resolve) => setTimeout(resolve, 10_000).unref())])
       gc()
       gc()
       const counters = app.sessions.counters
@@ -113,8 +117,11 @@ process.on('message', (request: ChurnServerRequest) => {
     (err: unknown) => send({ id: request.id, error: err instanceof Error ? err.stack ?? err.message : String(err) })
   )
 })
-process.once('SIGTERM', () => {
+function stop (exitCode: number): void {
   for (const flood of floods.values()) clearInterval(flood)
-  void app.close().then(() => process.exit(0))
-})
+  void app.close().finally(() => process.exit(exitCode))
+}
+process.once('SIGTERM', () => stop(0))
+// The runner died without stopping us (a test timeout, a kill): do not serve on as an orphan.
+process.once('disconnect', () => stop(1))
 send({ type: 'listening', port: Number(new URL(address).port) } satisfies ChurnServerListening)

@@ -157,9 +157,16 @@ async function runOne (server: ChurnServer, baseUrl: string, port: number, index
       const session = await register(baseUrl, user, SLOW_TICKERS)
       const stream = await openStream(port, session.streamUrl, 'stop_reading')
       await server.ask({ type: 'flood', key: session.sessionId, tickers: SLOW_TICKERS })
-      // The server cuts the reader-less stream off as a slow consumer: the session is gone.
-      while ((await fetch(`${baseUrl}/sessions/${session.sessionId}`)).status !== 404) await delay(20)
-      await server.ask({ type: 'stop-flood', key: session.sessionId })
+      try {
+        // The server cuts the reader-less stream off as a slow consumer: the session is gone.
+        await waitFor(async () => {
+          const res = await fetch(`${baseUrl}/sessions/${session.sessionId}`)
+          await res.body?.cancel()
+          return res.status === 404
+        }, 30_000, 'a slow consumer was not cut off within 30 s')
+      } finally {
+        await server.ask({ type: 'stop-flood', key: session.sessionId })
+      }
       stream.destroy()
       await stream.closed
       break
@@ -169,6 +176,15 @@ async function runOne (server: ChurnServer, baseUrl: string, port: number, index
 }
 
 const megabytes = (bytes: number): number => bytes / 1024 / 1024
+
+/** Polls `done` every 20 ms; a run that would wait forever fails instead. */
+async function waitFor (done: () => Promise<boolean>, timeoutMs: number, failure: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(failure)
+    await delay(20)
+  }
+}
 
 type Reply<T> = T extends { type: 'state' } ? ChurnServerState : T extends { type: 'measure' } ? ChurnServerMeasurement : null
 type Question = ChurnServerRequest extends infer R ? R extends ChurnServerRequest ? Omit<R, 'id'> : never : never
@@ -180,15 +196,25 @@ interface ChurnServer {
   stop: () => Promise<void>
 }
 
-async function startChurnServer (env: Record<string, string>): Promise<ChurnServer> {
-  const child: ChildProcess = fork(path.join(REPO_ROOT, 'dist/load/churn-server.js'), [], {
+async function startChurnServer (settings: Record<string, string>): Promise<ChurnServer> {
+  // The settings travel as an argument; the environment only carries what Node itself needs
+  // (NODE_OPTIONS cleared: a test runner's loaders are not the server's business).
+  const child: ChildProcess = fork(path.join(REPO_ROOT, 'dist/load/churn-server.js'), [JSON.stringify(settings)], {
     cwd: REPO_ROOT,
     execArgv: ['--expose-gc'],
-    env: { ...process.env, ...env, NODE_OPTIONS: '' },
+    env: { ...process.env, NODE_OPTIONS: '' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   })
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   const pending = new Map<number, { resolve: (value: unknown) => void, reject: (err: Error) => void }>()
+  let exitReason: Error | undefined
+  const exited = new Promise<void>((resolve) => child.once('exit', (code, signal) => {
+    exitReason = new Error(`churn server exited (${code ?? signal})`)
+    for (const waiter of pending.values()) waiter.reject(exitReason)
+    pending.clear()
+    resolve()
+  }))
+  // Once listening, an 'error' is a failed send, which its callback below reports to the asker.
+  child.on('error', () => {})
   let nextId = 0
   const port = await new Promise<number>((resolve, reject) => {
     // Redis mode waits for its bus; a server that never gets there must not hang the run.
@@ -196,11 +222,15 @@ async function startChurnServer (env: Record<string, string>): Promise<ChurnServ
       child.kill('SIGKILL')
       reject(new Error('churn server did not listen within 30 s'))
     }, 30_000)
-    child.once('exit', (code, signal) => {
+    void exited.then(() => {
       clearTimeout(giveUp)
-      reject(new Error(`churn server exited (${code ?? signal}) before listening`))
+      reject(new Error(`${exitReason?.message ?? 'churn server exited'} before listening`))
     })
-    child.once('error', reject)
+    // The process could not be started at all (no 'exit' follows).
+    child.once('error', (err) => {
+      clearTimeout(giveUp)
+      reject(err)
+    })
     child.on('message', (message: ChurnServerListening | { id: number, result?: unknown, error?: string }) => {
       if ('type' in message) {
         clearTimeout(giveUp)
@@ -213,21 +243,27 @@ async function startChurnServer (env: Record<string, string>): Promise<ChurnServ
       else waiter?.resolve(message.result)
     })
   })
-  child.once('exit', () => {
-    for (const waiter of pending.values()) waiter.reject(new Error('churn server exited'))
-    pending.clear()
-  })
   return {
     port,
     ask: async <Q extends Question>(question: Q): Promise<Reply<Q>> => await new Promise((resolve, reject) => {
+      if (exitReason !== undefined || !child.connected) {
+        reject(exitReason ?? new Error('churn server is gone'))
+        return
+      }
       const id = nextId++
       pending.set(id, { resolve: resolve as (value: unknown) => void, reject })
-      child.send({ ...question, id })
+      child.send({ ...question, id }, (err) => {
+        if (err === null) return
+        pending.delete(id)
+        reject(err)
+      })
     }),
     stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return
+      if (exitReason !== undefined) return
       child.kill('SIGTERM')
+      const forceKill = setTimeout(() => child.kill('SIGKILL'), 10_000)
       await exited
+      clearTimeout(forceKill)
     }
   }
 }
@@ -263,7 +299,7 @@ export async function runChurn (options: ChurnOptions): Promise<ChurnResult> {
     let next = 0
     let done = 0
     let afterWarmup: ChurnServerMeasurement | undefined
-    const warmup = Math.min(10_000, Math.floor(options.sessions / 10))
+    const warmup = Math.max(1, Math.min(10_000, Math.floor(options.sessions / 10)))
     const sampler = setInterval(() => { void sample(done).catch(() => {}) }, 1000)
     const worker = async (): Promise<void> => {
       while (next < options.sessions) {
@@ -275,8 +311,9 @@ export async function runChurn (options: ChurnOptions): Promise<ChurnResult> {
     }
     try {
       await Promise.all(Array.from({ length: options.concurrency }, worker))
-      // Expiring sessions end within TTL + a sweep; wait for the registry to empty.
-      while ((await server.ask({ type: 'state' })).sessionsActive > 0) await delay(100)
+      // Expiring sessions end within TTL + a sweep; after 10 s what is left is reported as a leak.
+      const drainDeadline = Date.now() + 10_000
+      while ((await server.ask({ type: 'state' })).sessionsActive > 0 && Date.now() < drainDeadline) await delay(100)
     } finally {
       clearInterval(sampler)
     }
@@ -284,7 +321,7 @@ export async function runChurn (options: ChurnOptions): Promise<ChurnResult> {
     // Let the last closes and timers settle, then measure.
     await delay(500)
     const afterChurn = await server.ask({ type: 'measure', settle: true })
-    /* c8 ignore next -- the warm-up is a tenth of the run, reached before the last worker ends */
+    /* c8 ignore next -- the warm-up (at least one session) is reached before the last worker ends */
     if (afterWarmup === undefined) throw new Error('no warm-up measurement')
 
     const gauges = { sessionsActive: afterChurn.sessionsActive, streamsOpen: afterChurn.streamsOpen, busSubscriptions: afterChurn.busSubscriptions, responsesOpen: afterChurn.responsesOpen }
@@ -338,12 +375,18 @@ function summary (result: ChurnResult, command: string): string {
     ]) + '\n'
 }
 
+function positiveInteger (name: string, raw: string): number {
+  const value = Number(raw)
+  if (!(Number.isInteger(value) && value >= 1)) throw new Error(`--${name} must be a positive integer, got ${raw}`)
+  return value
+}
+
 async function main (): Promise<void> {
   const args = parseArgs(process.argv.slice(2))
   const redisUrl = args.has('redis') ? (process.env.REDIS_URL ?? 'redis://127.0.0.1:6379') : undefined
   const options: ChurnOptions = {
-    sessions: Number(args.get('sessions') ?? 100_000),
-    concurrency: Number(args.get('concurrency') ?? 64),
+    sessions: positiveInteger('sessions', args.get('sessions') ?? '100000'),
+    concurrency: positiveInteger('concurrency', args.get('concurrency') ?? '64'),
     redisUrl,
     onSample: (s) => { if (Math.round(s.at) % 5 === 0) process.stderr.write(`${s.at.toFixed(0)} s: ${s.done} done, ${s.active} active, ${s.streams} streams, RSS ${s.rssMb.toFixed(0)} MB\n`) }
   }
