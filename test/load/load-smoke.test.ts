@@ -8,7 +8,7 @@ import { startBaselineServer, startBreakdownServer, startTickstream } from '../.
 import { runProfiles, stagedProfile, stepsOf } from '../../load/registration.js'
 import { SHARED_REDIS_URL } from '../helpers/redis.js'
 
-t.setTimeout(400_000)
+t.setTimeout(600_000)
 
 /**
  * Short versions of the load scenarios: they check outcomes (no errors, no failed opens, no
