@@ -190,13 +190,13 @@ type Reply<T> = T extends { type: 'state' } ? ChurnServerState : T extends { typ
 type Question = ChurnServerRequest extends infer R ? R extends ChurnServerRequest ? Omit<R, 'id'> : never : never
 
 /** The forked server and its IPC questions (state, GC-and-measure, the slow-consumer flood). */
-interface ChurnServer {
+export interface ChurnServer {
   port: number
   ask: <Q extends Question>(question: Q) => Promise<Reply<Q>>
   stop: () => Promise<void>
 }
 
-async function startChurnServer (settings: Record<string, string>): Promise<ChurnServer> {
+export async function startChurnServer (settings: Record<string, string>): Promise<ChurnServer> {
   // The settings travel as an argument; the environment only carries what Node itself needs
   // (NODE_OPTIONS cleared: a test runner's loaders are not the server's business).
   const child: ChildProcess = fork(path.join(REPO_ROOT, 'dist/load/churn-server.js'), [JSON.stringify(settings)], {
@@ -268,6 +268,28 @@ async function startChurnServer (settings: Record<string, string>): Promise<Chur
   }
 }
 
+function gaugesOf (reading: ChurnServerState): ChurnResult['gauges'] {
+  return { sessionsActive: reading.sessionsActive, streamsOpen: reading.streamsOpen, busSubscriptions: reading.busSubscriptions, responsesOpen: reading.responsesOpen }
+}
+
+/**
+ * The leak check, from the server's readings after warm-up and after the churn (and Redis's
+ * `PUBSUB NUMSUB` in Redis mode): one line per leak, none when nothing leaked.
+ */
+export function findLeaks (afterWarmup: ChurnServerMeasurement, afterChurn: ChurnServerMeasurement, pubsubNumsub: Record<string, number> | undefined): string[] {
+  const leaks: string[] = []
+  for (const [name, value] of Object.entries(gaugesOf(afterChurn))) if (value !== 0) leaks.push(`${name} = ${value}`)
+  if (afterChurn.subscriptionsMade !== afterChurn.subscriptionsReleased) leaks.push(`subscriptions made ${afterChurn.subscriptionsMade} != released ${afterChurn.subscriptionsReleased}`)
+  const deactivatedTotal = Object.values(afterChurn.deactivated).reduce((a, b) => a + b, 0)
+  if (deactivatedTotal !== afterChurn.registered) leaks.push(`registered ${afterChurn.registered} != deactivated ${deactivatedTotal}`)
+  for (const [channel, count] of Object.entries(pubsubNumsub ?? {})) if (count !== 0) leaks.push(`PUBSUB NUMSUB ${channel} = ${count}`)
+  const heapRatio = afterChurn.heapUsedBytes / afterWarmup.heapUsedBytes
+  if (heapRatio > 1.1) leaks.push(`heap in use grew ${((heapRatio - 1) * 100).toFixed(1)} % after churn (limit 10 %)`)
+  const rssRatio = afterChurn.rssBytes / afterWarmup.rssBytes
+  if (rssRatio > 1.1) leaks.push(`RSS grew ${((rssRatio - 1) * 100).toFixed(1)} % after churn (limit 10 %)`)
+  return leaks
+}
+
 export async function runChurn (options: ChurnOptions): Promise<ChurnResult> {
   const server = await startChurnServer({
     HOST: '127.0.0.1',
@@ -324,7 +346,6 @@ export async function runChurn (options: ChurnOptions): Promise<ChurnResult> {
     /* c8 ignore next -- the warm-up (at least one session) is reached before the last worker ends */
     if (afterWarmup === undefined) throw new Error('no warm-up measurement')
 
-    const gauges = { sessionsActive: afterChurn.sessionsActive, streamsOpen: afterChurn.streamsOpen, busSubscriptions: afterChurn.busSubscriptions, responsesOpen: afterChurn.responsesOpen }
     let pubsubNumsub: Record<string, number> | undefined
     if (options.redisUrl !== undefined) {
       const admin = new Redis(options.redisUrl)
@@ -333,23 +354,16 @@ export async function runChurn (options: ChurnOptions): Promise<ChurnResult> {
       pubsubNumsub = {}
       for (let i = 0; i < reply.length; i += 2) pubsubNumsub[String(reply[i])] = Number(reply[i + 1])
     }
-    const leaks: string[] = []
-    for (const [name, value] of Object.entries(gauges)) if (value !== 0) leaks.push(`${name} = ${value}`)
-    if (afterChurn.subscriptionsMade !== afterChurn.subscriptionsReleased) leaks.push(`subscriptions made ${afterChurn.subscriptionsMade} != released ${afterChurn.subscriptionsReleased}`)
-    const deactivatedTotal = Object.values(afterChurn.deactivated).reduce((a, b) => a + b, 0)
-    if (deactivatedTotal !== afterChurn.registered) leaks.push(`registered ${afterChurn.registered} != deactivated ${deactivatedTotal}`)
-    for (const [channel, count] of Object.entries(pubsubNumsub ?? {})) if (count !== 0) leaks.push(`PUBSUB NUMSUB ${channel} = ${count}`)
+    const leaks = findLeaks(afterWarmup, afterChurn, pubsubNumsub)
     const heapRatio = afterChurn.heapUsedBytes / afterWarmup.heapUsedBytes
-    if (heapRatio > 1.1) leaks.push(`heap in use grew ${((heapRatio - 1) * 100).toFixed(1)} % after churn (limit 10 %)`)
     const rssRatio = afterChurn.rssBytes / afterWarmup.rssBytes
-    if (rssRatio > 1.1) leaks.push(`RSS grew ${((rssRatio - 1) * 100).toFixed(1)} % after churn (limit 10 %)`)
     return {
       sessions: options.sessions,
       byPath,
       seconds: (Date.now() - started) / 1000,
       deactivated: afterChurn.deactivated,
       leaks,
-      gauges,
+      gauges: gaugesOf(afterChurn),
       subscriptions: { made: afterChurn.subscriptionsMade, released: afterChurn.subscriptionsReleased },
       pubsubNumsub,
       heap: { afterWarmupMb: megabytes(afterWarmup.heapUsedBytes), afterChurnMb: megabytes(afterChurn.heapUsedBytes), ratio: heapRatio },
