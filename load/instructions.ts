@@ -68,8 +68,8 @@ async function registerOnce (url: string, agent: Agent, userId: string): Promise
 
 /**
  * `niceness`: 10 by default, so a long count does not take the two cores from whatever runs
- * beside it. The CI smoke passes 0: at nice 10 beside two busy test files, valgrind got so
- * little CPU that Node did not even start within 150 s.
+ * beside it. The CI smoke passes 0: beside two busy test files a niced valgrind gets little
+ * CPU, and Node's start under valgrind is slow enough already (see the wait below).
  */
 export async function countInstructions (target: InstructionTarget, warm: number, requests: number, niceness = 10): Promise<InstructionResult> {
   const port = await freePort()

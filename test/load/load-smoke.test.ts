@@ -82,7 +82,7 @@ t.test('instruction-count smoke: tickstream serves its registrations under callg
     t.fail('valgrind is not installed (apt-get install valgrind; .ci/run installs it)')
     return
   }
-  // tickstream alone, on one core, at normal priority: niced, it starved beside busy test files.
+  // tickstream alone, on one core, at normal priority: niced, it crawls beside busy test files.
   const targets = INSTRUCTION_TARGETS.filter((target) => target.name === 'tickstream')
   const results = await runInstructions(targets, 20, 20, 0)
   t.same(results.map((r) => r.target), ['tickstream'])
