@@ -4,7 +4,7 @@ import path from 'node:path'
 import { Redis } from 'ioredis'
 import type { ChurnServerListening, ChurnServerMeasurement, ChurnServerRequest, ChurnServerState } from './churn-server.js'
 import { delay, REPO_ROOT } from './lib/process.js'
-import { markdownTable, parseArgs, writeReport, type Chart } from './lib/report.js'
+import { markdownTable, parseArgs, runAsScript, writeReport, type Chart } from './lib/report.js'
 
 /**
  * `npm run load:churn`: sessions through every exit path (abort mid-stream, abort before
@@ -272,6 +272,11 @@ function gaugesOf (reading: ChurnServerState): ChurnResult['gauges'] {
   return { sessionsActive: reading.sessionsActive, streamsOpen: reading.streamsOpen, busSubscriptions: reading.busSubscriptions, responsesOpen: reading.responsesOpen }
 }
 
+/** Heap in use and RSS after the churn, as ratios of their post-warm-up values. */
+function memoryGrowth (afterWarmup: ChurnServerMeasurement, afterChurn: ChurnServerMeasurement): { heap: number, rss: number } {
+  return { heap: afterChurn.heapUsedBytes / afterWarmup.heapUsedBytes, rss: afterChurn.rssBytes / afterWarmup.rssBytes }
+}
+
 /**
  * The leak check, from the server's readings after warm-up and after the churn (and Redis's
  * `PUBSUB NUMSUB` in Redis mode): one line per leak, none when nothing leaked.
@@ -283,10 +288,9 @@ export function findLeaks (afterWarmup: ChurnServerMeasurement, afterChurn: Chur
   const deactivatedTotal = Object.values(afterChurn.deactivated).reduce((a, b) => a + b, 0)
   if (deactivatedTotal !== afterChurn.registered) leaks.push(`registered ${afterChurn.registered} != deactivated ${deactivatedTotal}`)
   for (const [channel, count] of Object.entries(pubsubNumsub ?? {})) if (count !== 0) leaks.push(`PUBSUB NUMSUB ${channel} = ${count}`)
-  const heapRatio = afterChurn.heapUsedBytes / afterWarmup.heapUsedBytes
-  if (heapRatio > 1.1) leaks.push(`heap in use grew ${((heapRatio - 1) * 100).toFixed(1)} % after churn (limit 10 %)`)
-  const rssRatio = afterChurn.rssBytes / afterWarmup.rssBytes
-  if (rssRatio > 1.1) leaks.push(`RSS grew ${((rssRatio - 1) * 100).toFixed(1)} % after churn (limit 10 %)`)
+  const growth = memoryGrowth(afterWarmup, afterChurn)
+  if (growth.heap > 1.1) leaks.push(`heap in use grew ${((growth.heap - 1) * 100).toFixed(1)} % after churn (limit 10 %)`)
+  if (growth.rss > 1.1) leaks.push(`RSS grew ${((growth.rss - 1) * 100).toFixed(1)} % after churn (limit 10 %)`)
   return leaks
 }
 
@@ -355,8 +359,7 @@ export async function runChurn (options: ChurnOptions): Promise<ChurnResult> {
       for (let i = 0; i < reply.length; i += 2) pubsubNumsub[String(reply[i])] = Number(reply[i + 1])
     }
     const leaks = findLeaks(afterWarmup, afterChurn, pubsubNumsub)
-    const heapRatio = afterChurn.heapUsedBytes / afterWarmup.heapUsedBytes
-    const rssRatio = afterChurn.rssBytes / afterWarmup.rssBytes
+    const growth = memoryGrowth(afterWarmup, afterChurn)
     return {
       sessions: options.sessions,
       byPath,
@@ -366,8 +369,8 @@ export async function runChurn (options: ChurnOptions): Promise<ChurnResult> {
       gauges: gaugesOf(afterChurn),
       subscriptions: { made: afterChurn.subscriptionsMade, released: afterChurn.subscriptionsReleased },
       pubsubNumsub,
-      heap: { afterWarmupMb: megabytes(afterWarmup.heapUsedBytes), afterChurnMb: megabytes(afterChurn.heapUsedBytes), ratio: heapRatio },
-      rss: { afterWarmupMb: megabytes(afterWarmup.rssBytes), afterChurnMb: megabytes(afterChurn.rssBytes), ratio: rssRatio },
+      heap: { afterWarmupMb: megabytes(afterWarmup.heapUsedBytes), afterChurnMb: megabytes(afterChurn.heapUsedBytes), ratio: growth.heap },
+      rss: { afterWarmupMb: megabytes(afterWarmup.rssBytes), afterChurnMb: megabytes(afterChurn.rssBytes), ratio: growth.rss },
       samples
     }
   } finally {
@@ -417,9 +420,4 @@ async function main (): Promise<void> {
   if (result.leaks.length > 0) process.exit(1)
 }
 
-if (process.argv[1] !== undefined && import.meta.filename === path.resolve(process.argv[1])) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
-    process.exit(1)
-  })
-}
+runAsScript(import.meta.filename, main)

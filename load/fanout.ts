@@ -1,7 +1,6 @@
-import path from 'node:path'
 import { ensureNchanInstalled, startNchan } from './lib/nchan.js'
 import { delay, percentile, sampleProcesses, startTickstream, type Server } from './lib/process.js'
-import { markdownTable, parseArgs, writeReport, type Chart } from './lib/report.js'
+import { markdownTable, parseArgs, runAsScript, writeReport, type Chart } from './lib/report.js'
 import { SseClientPool } from './lib/sse-clients.js'
 
 /**
@@ -186,9 +185,4 @@ async function main (): Promise<void> {
   process.stdout.write(`${text}\nwritten: ${files.json}, ${files.markdown}, ${files.svg}\n`)
 }
 
-if (process.argv[1] !== undefined && import.meta.filename === path.resolve(process.argv[1])) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
-    process.exit(1)
-  })
-}
+runAsScript(import.meta.filename, main)

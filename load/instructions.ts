@@ -4,7 +4,7 @@ import { Agent, request as httpRequest } from 'node:http'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { delay, freePort, REPO_ROOT, waitUntilServing } from './lib/process.js'
-import { markdownTable, parseArgs, writeReport } from './lib/report.js'
+import { markdownTable, parseArgs, runAsScript, writeReport } from './lib/report.js'
 
 /**
  * `npm run load:instructions`: CPU instructions per `POST /sessions`, counted by valgrind
@@ -163,9 +163,4 @@ async function main (): Promise<void> {
   process.stdout.write(`${markdown}\nwritten: ${files.json}, ${files.markdown}\n`)
 }
 
-if (process.argv[1] !== undefined && import.meta.filename === path.resolve(process.argv[1])) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
-    process.exit(1)
-  })
-}
+runAsScript(import.meta.filename, main)

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { startPublisher, TICKSTREAM_TARGET, tickersOf, type FanoutOptions } from './fanout.js'
 import { delay, type Server } from './lib/process.js'
-import { markdownTable, parseArgs, writeReport } from './lib/report.js'
+import { markdownTable, parseArgs, runAsScript, writeReport } from './lib/report.js'
 import { SseClientPool } from './lib/sse-clients.js'
 
 /**
@@ -148,9 +148,4 @@ async function main (): Promise<void> {
   process.stdout.write(`${text}\nwritten: ${files.json}, ${files.markdown}\n`)
 }
 
-if (process.argv[1] !== undefined && import.meta.filename === path.resolve(process.argv[1])) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
-    process.exit(1)
-  })
-}
+runAsScript(import.meta.filename, main)

@@ -1,7 +1,6 @@
-import path from 'node:path'
 import autocannon from 'autocannon'
 import { percentile, startBaselineServer, startBreakdownServer, startTickstream, type Server } from './lib/process.js'
-import { markdownTable, parseArgs, writeReport, type Chart } from './lib/report.js'
+import { markdownTable, parseArgs, runAsScript, writeReport, type Chart } from './lib/report.js'
 
 /**
  * `npm run load:registration`: the seed system's staged profile against `POST /sessions`,
@@ -210,9 +209,4 @@ async function main (): Promise<void> {
   process.stdout.write(`${summary(run, command)}\nwritten: ${files.json}, ${files.markdown}, ${files.svg}\n`)
 }
 
-if (process.argv[1] !== undefined && import.meta.filename === path.resolve(process.argv[1])) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
-    process.exit(1)
-  })
-}
+runAsScript(import.meta.filename, main)

@@ -104,3 +104,15 @@ export function parseArgs (argv: string[]): Map<string, string> {
   }
   return args
 }
+
+/**
+ * Runs a load script's `main` when `file` (its `import.meta.filename`) is the script Node was
+ * started with, not when a test imports it; a failure prints its stack and exits 1.
+ */
+export function runAsScript (file: string, main: () => Promise<void>): void {
+  if (process.argv[1] === undefined || file !== path.resolve(process.argv[1])) return
+  main().catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
+    process.exit(1)
+  })
+}
