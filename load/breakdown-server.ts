@@ -1,4 +1,5 @@
 import Fastify from 'fastify'
+import { addExtraAcceptors, EXTRA_ACCEPTORS } from '../src/extra-acceptors.js'
 import tickstreamApp, { serverOptions } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { shedUnderPressure } from '../plugins/load-shedding.js'
@@ -30,4 +31,6 @@ app.post('/sessions-bare', {
   return reply
 })
 await app.listen({ host: config.host, port: config.port, backlog: 4096 })
+// As src/server.ts does, so that the two differ only in the route's handler.
+await addExtraAcceptors(app.server, { count: EXTRA_ACCEPTORS, backlog: 4096, logger: app.log })
 process.once('SIGTERM', () => { void app.close().then(() => process.exit(0)) })

@@ -1,5 +1,5 @@
 import autocannon from 'autocannon'
-import { percentile, startBaselineServer, startBreakdownServer, startTickstream, type Server } from './lib/process.js'
+import { delay, percentile, startBaselineServer, startBreakdownServer, startTickstream, type Server } from './lib/process.js'
 import { markdownTable, parseArgs, runAsScript, writeReport, type Chart } from './lib/report.js'
 
 /**
@@ -10,7 +10,7 @@ import { markdownTable, parseArgs, runAsScript, writeReport, type Chart } from '
  *   --scale F         compress time (default 0.1: a smoke run of about a minute per target)
  *   --profile spike   1000 -> 1500 connections instead of 100 -> 150
  *   --shed-ms N       tickstream's SHED_EVENT_LOOP_DELAY_MS (default: the service default; 0 = off)
- *   --users N         distinct users (default: as many as the step has connections, one per
+ *   --users N         distinct users (default: as many as the profile's peak connections, one per
  *                     virtual user as in the seed's load test; each registration beyond a
  *                     user's third evicts its oldest, so about 3 x N sessions stay live)
  *   --breakdown       a third target: the whole tickstream app with a route that has the same
@@ -65,7 +65,50 @@ export interface TargetResult {
   steps: Array<{ at: number, connections: number, p99: number, throughput: number }>
 }
 
-async function runStep (url: string, step: Step, acc: Accumulator, nextUser: () => string): Promise<autocannon.Result> {
+/** A group of connections opened together and kept open (keep-alive) until the profile drops them. */
+export interface Layer { connections: number, startsAt: number, seconds: number }
+
+/**
+ * The steps as layers of connections, like the seed's virtual users: a step that raises the
+ * count opens a layer of new connections, one that lowers it closes the newest ones, and
+ * every other connection carries on, on the same socket.
+ *
+ * (Until session 5 each step ran its own autocannon with all-new connections. On Node 20 a busy
+ * server accepts one connection per event-loop turn, so most of each step's 1500 fresh
+ * connections never got past the kernel's accept queue before the step ended: the requests
+ * they had sent were neither answered nor counted, and the "1500 connections" were in fact 500
+ * to 800. See BENCHMARKS.md, "The accept queue".)
+ */
+export function layersOf (steps: Step[]): Layer[] {
+  const layers: Layer[] = []
+  const open: Array<{ connections: number, startsAt: number }> = []
+  let openCount = 0
+  let endsAt = 0
+  for (const step of steps) {
+    if (step.connections > openCount) {
+      open.push({ connections: step.connections - openCount, startsAt: step.startsAt })
+      openCount = step.connections
+    }
+    while (openCount > step.connections) {
+      const newest = open[open.length - 1]
+      /* c8 ignore next -- openCount > 0 means a layer is open */
+      if (newest === undefined) break
+      const closing = Math.min(newest.connections, openCount - step.connections)
+      layers.push({ connections: closing, startsAt: newest.startsAt, seconds: step.startsAt - newest.startsAt })
+      newest.connections -= closing
+      openCount -= closing
+      if (newest.connections === 0) open.pop()
+    }
+    endsAt = step.startsAt + step.seconds
+  }
+  for (const layer of open) layers.push({ connections: layer.connections, startsAt: layer.startsAt, seconds: endsAt - layer.startsAt })
+  return layers.filter((layer) => layer.seconds > 0).sort((a, b) => a.startsAt - b.startsAt)
+}
+
+interface Answer { at: number, latency: number }
+
+/** One layer: its connections send registrations back to back until the layer ends. */
+async function runLayer (url: string, layer: Layer, answers: Answer[], result: TargetResult, startedAt: number, nextUser: () => string): Promise<void> {
   let finish: (err: Error | null, result: autocannon.Result) => void = () => {}
   const done = new Promise<autocannon.Result>((resolve, reject) => {
     finish = (err, result) => { if (err !== null) reject(err); else resolve(result) }
@@ -73,8 +116,8 @@ async function runStep (url: string, step: Step, acc: Accumulator, nextUser: () 
   const instance = autocannon({
     url,
     method: 'POST',
-    connections: step.connections,
-    duration: Math.max(0.5, step.seconds),
+    connections: layer.connections,
+    duration: layer.seconds,
     timeout: 10,
     headers: { 'content-type': 'application/json' },
     requests: [{
@@ -83,54 +126,56 @@ async function runStep (url: string, step: Step, acc: Accumulator, nextUser: () 
   }, (err, result) => finish(err ?? null, result))
   instance.on('response', (_client: unknown, status: number, _bytes: number, responseTime: number) => {
     if (status < 200 || status >= 300) return
-    acc.latencies.push(responseTime)
-    acc.result.requests++
+    answers.push({ at: (performance.now() - startedAt) / 1000, latency: responseTime })
   })
-  return await done
+  const layerResult = await done
+  result.non2xx += layerResult.non2xx
+  result.errors += layerResult.errors
+  result.timeouts += layerResult.timeouts
 }
 
-interface Accumulator { result: TargetResult, latencies: number[] }
-
-function emptyResult (target: string): Accumulator {
-  return { result: { target, requests: 0, seconds: 0, throughput: 0, p50: 0, p99: 0, max: 0, non2xx: 0, errors: 0, timeouts: 0, steps: [] }, latencies: [] }
+function emptyResult (target: string): TargetResult {
+  return { target, requests: 0, seconds: 0, throughput: 0, p50: 0, p99: 0, max: 0, non2xx: 0, errors: 0, timeouts: 0, steps: [] }
 }
 
-function addStep (acc: Accumulator, step: Step, stepResult: autocannon.Result): void {
-  const result = acc.result
-  result.seconds += stepResult.duration
-  result.non2xx += stepResult.non2xx
-  result.errors += stepResult.errors
-  result.timeouts += stepResult.timeouts
-  result.steps.push({ at: step.startsAt, connections: step.connections, p99: stepResult.latency.p99, throughput: stepResult.requests.average })
-}
-
-function finish (acc: Accumulator): TargetResult {
-  const { result, latencies } = acc
-  latencies.sort((a, b) => a - b)
+/** The whole profile against one target: every layer starts on time, all run side by side. */
+async function runProfile (url: string, steps: Step[], nextUser: () => string, target: string): Promise<TargetResult> {
+  const result = emptyResult(target)
+  const answers: Answer[] = []
+  const startedAt = performance.now()
+  await Promise.all(layersOf(steps).map(async (layer) => {
+    await delay(layer.startsAt * 1000 - (performance.now() - startedAt))
+    await runLayer(url, layer, answers, result, startedAt, nextUser)
+  }))
+  const lastStep = steps[steps.length - 1]
+  result.seconds = lastStep === undefined ? 0 : lastStep.startsAt + lastStep.seconds
+  const latencies = answers.map((answer) => answer.latency).sort((a, b) => a - b)
+  result.requests = latencies.length
   result.throughput = result.requests / result.seconds
   result.p50 = percentile(latencies, 50)
   result.p99 = percentile(latencies, 99)
   result.max = latencies.at(-1) ?? 0
+  for (const step of steps) {
+    const inStep = answers.filter((answer) => answer.at >= step.startsAt && answer.at < step.startsAt + step.seconds).map((answer) => answer.latency).sort((a, b) => a - b)
+    result.steps.push({ at: step.startsAt, connections: step.connections, p99: percentile(inStep, 99), throughput: inStep.length / step.seconds })
+  }
   return result
 }
 
 /**
- * Runs the profile against both servers, step by step, alternating: baseline step k, then
- * tickstream step k. On a shared, noisy machine both then see the same conditions, which a
- * whole profile against one and then the other would not guarantee.
+ * Runs the profile against each target in turn, the whole profile each time, with its
+ * connections held open throughout. Only one target is under load at any moment.
  */
 export async function runProfiles (targets: Array<{ name: string, server: Server, path?: string }>, steps: Step[], users?: number): Promise<TargetResult[]> {
-  let user = 0
-  const accumulators = targets.map((target) => emptyResult(target.name))
-  for (const step of steps) {
-    const nextUser = (): string => `user-${user++ % (users ?? step.connections)}`
-    for (const [index, target] of targets.entries()) {
-      const acc = accumulators[index]
-      if (acc === undefined) continue
-      addStep(acc, step, await runStep(`${target.server.url}${target.path ?? '/sessions'}`, step, acc, nextUser))
-    }
+  // As many users as the profile's peak connections unless told otherwise: each registers again and again.
+  const userCount = users ?? Math.max(...steps.map((step) => step.connections))
+  const results: TargetResult[] = []
+  for (const target of targets) {
+    let user = 0
+    const nextUser = (): string => `user-${user++ % userCount}`
+    results.push(await runProfile(`${target.server.url}${target.path ?? '/sessions'}`, steps, nextUser, target.name))
   }
-  return accumulators.map(finish)
+  return results
 }
 
 export interface RegistrationRun {

@@ -2,6 +2,7 @@ import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
 import tickstreamApp, { serverOptions } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
+import { addExtraAcceptors, EXTRA_ACCEPTORS, type ExtraAcceptors } from './extra-acceptors.js'
 
 /** Capped by the kernel's net.core.somaxconn (4096 here). */
 const LISTEN_BACKLOG = 4096
@@ -27,6 +28,7 @@ async function main (): Promise<void> {
   const app = Fastify(serverOptions(config))
   await app.register(tickstreamApp, { config })
 
+  let acceptors: ExtraAcceptors | undefined
   const startedShutdownAt = { value: 0 }
   const shutdown = closeWithGrace({
     delay: config.shutdownGraceMs + 500,
@@ -36,6 +38,7 @@ async function main (): Promise<void> {
     skip: ['SIGINT', 'SIGTERM']
   }, async ({ signal, err }) => {
     startedShutdownAt.value = Date.now()
+    acceptors?.stopAccepting()
     if (err !== undefined) app.log.error({ err }, 'fatal error, shutting down')
     else app.log.info({ signal }, 'shutting down')
     await app.drain(Math.max(0, config.shutdownGraceMs - CLOSE_MARGIN_MS))
@@ -44,7 +47,9 @@ async function main (): Promise<void> {
     const remainingMs = Math.max(0, config.shutdownGraceMs - (Date.now() - startedShutdownAt.value))
     const forceClose = setTimeout(() => app.server.closeAllConnections(), remainingMs)
     try {
-      await app.close()
+      // The extra acceptors' connections are the HTTP server's too, but Node counts them on
+      // the acceptor that took them: they are waited for here, under the same deadline.
+      await Promise.all([app.close(), acceptors?.closed])
     } finally {
       clearTimeout(forceClose)
     }
@@ -66,6 +71,8 @@ async function main (): Promise<void> {
   // A connection burst (1500 clients at once in the registration load run) overflows Node's
   // default accept backlog of 511; dropped SYNs come back only after 1 s and 3 s retries.
   await app.listen({ host: config.host, port: config.port, backlog: LISTEN_BACKLOG })
+  acceptors = await addExtraAcceptors(app.server, { count: EXTRA_ACCEPTORS, backlog: LISTEN_BACKLOG, logger: app.log })
+  app.log.debug({ extraAcceptors: acceptors.count }, 'accepting on extra descriptors')
 }
 
 main().catch((err: unknown) => {

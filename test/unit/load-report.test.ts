@@ -1,6 +1,6 @@
 import t from 'tap'
 import { formatNumber, markdownTable, parseArgs, svgCharts } from '../../load/lib/report.js'
-import { stagedProfile, stepsOf } from '../../load/registration.js'
+import { layersOf, stagedProfile, stepsOf } from '../../load/registration.js'
 
 t.test('the staged profile compresses by --scale into steps that follow the ramps', async (t) => {
   const stages = stagedProfile(100, 150)
@@ -11,6 +11,31 @@ t.test('the staged profile compresses by --scale into steps that follow the ramp
   t.equal(Math.max(...steps.map((s) => s.connections)), 150, 'peaks at the spike')
   t.ok(steps.every((step, i) => i === 0 || step.startsAt > (steps[i - 1]?.startsAt ?? 0)), 'steps are in time order')
   t.equal(Math.max(...stepsOf(stagedProfile(1000, 1500), 0.1).map((s) => s.connections)), 1500, '--profile spike peaks at 1500')
+})
+
+t.test('layers: connections opened as the profile rises stay open until it falls, newest closed first', async (t) => {
+  const steps = [
+    { connections: 10, seconds: 2, startsAt: 0 },
+    { connections: 30, seconds: 2, startsAt: 2 },
+    { connections: 30, seconds: 2, startsAt: 4 },
+    { connections: 15, seconds: 2, startsAt: 6 },
+    { connections: 5, seconds: 2, startsAt: 8 }
+  ]
+  t.same(layersOf(steps), [
+    { connections: 5, startsAt: 0, seconds: 8 },
+    { connections: 5, startsAt: 0, seconds: 10 },
+    { connections: 15, startsAt: 2, seconds: 4 },
+    { connections: 5, startsAt: 2, seconds: 6 }
+  ])
+  // At every step the open layers add up to the step's connections.
+  for (const profile of [stagedProfile(100, 150), stagedProfile(1000, 1500)]) {
+    const profileSteps = stepsOf(profile, 0.1)
+    const layers = layersOf(profileSteps)
+    for (const step of profileSteps) {
+      const open = layers.filter((layer) => layer.startsAt <= step.startsAt && layer.startsAt + layer.seconds > step.startsAt + 1e-9)
+      t.equal(open.reduce((sum, layer) => sum + layer.connections, 0), step.connections, `${step.connections} connections at ${step.startsAt.toFixed(1)} s`)
+    }
+  }
 })
 
 t.test('reports: markdown tables, number formatting, arguments', async (t) => {
