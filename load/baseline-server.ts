@@ -1,4 +1,6 @@
 import Fastify from 'fastify'
+import { silentLogger } from '../src/logger.js'
+import { addExtraAcceptors, EXTRA_ACCEPTORS } from '../src/extra-acceptors.js'
 import { RegisterBody, RegisteredSessionBody } from '../routes/schemas.js'
 import { bareRegistration } from './lib/bare-registration.js'
 
@@ -13,8 +15,13 @@ app.get('/health', async () => ({ status: 'ok' }))
 
 app.post('/sessions', { schema: { body: RegisterBody, response: { 201: RegisteredSessionBody } } }, bareRegistration)
 
-// The same accept backlog as tickstream's server.ts, so a connection burst treats both alike.
+// The same accept backlog and the same extra descriptors as tickstream's server.ts, so a
+// connection burst treats both alike (BENCHMARKS.md, "The accept queue").
 await app.listen({ host: process.env.HOST ?? '127.0.0.1', port: Number(process.env.PORT ?? 0), backlog: 4096 })
+const acceptors = await addExtraAcceptors(app.server, { count: EXTRA_ACCEPTORS, backlog: 4096, logger: silentLogger })
 
 // A clean exit on SIGTERM (how the load runs stop it), so a `--cpu-prof` profile gets written.
-process.once('SIGTERM', () => { void app.close().then(() => process.exit(0)) })
+process.once('SIGTERM', () => {
+  void acceptors.stopAccepting()
+  void app.close().then(() => process.exit(0))
+})

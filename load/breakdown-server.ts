@@ -32,5 +32,8 @@ app.post('/sessions-bare', {
 })
 await app.listen({ host: config.host, port: config.port, backlog: 4096 })
 // As src/server.ts does, so that the two differ only in the route's handler.
-await addExtraAcceptors(app.server, { count: EXTRA_ACCEPTORS, backlog: 4096, logger: app.log })
-process.once('SIGTERM', () => { void app.close().then(() => process.exit(0)) })
+const acceptors = await addExtraAcceptors(app.server, { count: EXTRA_ACCEPTORS, backlog: 4096, logger: app.log })
+process.once('SIGTERM', () => {
+  void acceptors.stopAccepting()
+  void app.close().then(() => process.exit(0))
+})

@@ -118,6 +118,9 @@ async function runLayer (url: string, layer: Layer, answers: Answer[], result: T
     method: 'POST',
     connections: layer.connections,
     duration: layer.seconds,
+    // autocannon checks for the end of its duration on each sample tick: at the default 1 s a
+    // layer overran by up to a second, into the next step's count.
+    sampleInt: 100,
     timeout: 10,
     headers: { 'content-type': 'application/json' },
     requests: [{
@@ -181,8 +184,8 @@ export async function runProfiles (targets: Array<{ name: string, server: Server
 export interface RegistrationRun {
   profile: string
   scale: number
-  /** Distinct users; `as many as connections` when each step has as many users as connections. */
-  users: number | 'as many as connections'
+  /** Distinct users: `--users`, or as many as the profile's peak connections. */
+  users: number
   baseline: TargetResult
   tickstream: TargetResult
   /** With --breakdown: tickstream's plugins and hooks around the baseline's handler. */
@@ -214,7 +217,7 @@ export async function runRegistration (profile: 'smoke' | 'spike', scale: number
   return {
     profile,
     scale,
-    users: users ?? 'as many as connections',
+    users: users ?? spike,
     baseline,
     tickstream,
     ...(pluginsOnly === undefined ? {} : { pluginsOnly }),

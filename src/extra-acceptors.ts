@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import net from 'node:net'
 import type { Logger } from './logger.js'
 
@@ -45,10 +45,11 @@ export interface ExtraAcceptors {
   readonly count: number
   /** Connections they accepted and handed to the server. */
   readonly accepted: number
-  /** Stops accepting on them (the server's own descriptor goes on until it closes). */
-  stopAccepting(): void
-  /** Resolves once they stopped and every connection they accepted has ended. */
-  readonly closed: Promise<void>
+  /**
+   * Stops accepting on them (the server's own descriptor goes on until the server closes).
+   * Resolves once every connection they accepted has ended; a second call returns the same.
+   */
+  stopAccepting(): Promise<void>
 }
 
 export interface ExtraAcceptorOptions {
@@ -61,19 +62,56 @@ export interface ExtraAcceptorOptions {
   helperTimeoutMs?: number
 }
 
-interface HandleOwner { _handle?: object | null }
+/** What Node keeps on a `net.Server` (and so on an `http.Server`) besides its public API. */
+interface ServerInternals {
+  _handle?: object | null
+  allowHalfOpen: boolean
+  noDelay: boolean
+  keepAlive: boolean
+  /** Seconds: the constructor's option is in milliseconds. */
+  keepAliveInitialDelay: number
+  highWaterMark?: number
+  pauseOnConnect: boolean
+}
+
+/**
+ * The socket options `server` gives the connections it accepts, for an acceptor to give the
+ * same: an HTTP server turns Nagle off (`noDelay`) and keeps sockets half-open, where a plain
+ * `net.Server` does neither. (A first version missed this: a response written in two parts
+ * waited 40 ms for the client's delayed ACK.)
+ */
+function socketOptionsOf (server: net.Server): net.ServerOpts {
+  const internals = server as unknown as ServerInternals
+  return {
+    allowHalfOpen: internals.allowHalfOpen,
+    noDelay: internals.noDelay,
+    keepAlive: internals.keepAlive,
+    keepAliveInitialDelay: internals.keepAliveInitialDelay * 1000,
+    pauseOnConnect: internals.pauseOnConnect,
+    ...(internals.highWaterMark === undefined ? {} : { highWaterMark: internals.highWaterMark })
+  }
+}
 
 /**
  * Adds `count` descriptors to `server`'s listening socket. Never fails the caller: if the
  * helper cannot run, the server keeps its own descriptor and a warning says why.
+ *
+ * Node counts a connection on the `net.Server` that accepted it: the HTTP server's
+ * `getConnections()` and `maxConnections` see only its own descriptor's. The HTTP server's
+ * connection list (timeouts, `closeIdleConnections`, `closeAllConnections`) has them all.
  */
 export async function addExtraAcceptors (server: net.Server, options: ExtraAcceptorOptions): Promise<ExtraAcceptors> {
   const { count, backlog, logger, helperTimeoutMs = HELPER_TIMEOUT_MS } = options
-  const handle = (server as unknown as HandleOwner)._handle
+  const handle = (server as unknown as ServerInternals)._handle
   const copies = count > 0 && handle != null ? await copiesOfHandle(handle, count, helperTimeoutMs, logger) : []
+  if (!server.listening) {
+    // The server closed during the round trip: its copies must not accept on after it.
+    for (const copy of copies) (copy as { close(): void }).close()
+    copies.length = 0
+  }
   let accepted = 0
   const acceptors = copies.map((copy) => {
-    const acceptor = net.createServer()
+    const acceptor = net.createServer(socketOptionsOf(server))
     acceptor.on('connection', (socket) => {
       accepted++
       server.emit('connection', socket)
@@ -82,36 +120,34 @@ export async function addExtraAcceptors (server: net.Server, options: ExtraAccep
     acceptor.listen(copy, backlog)
     return acceptor
   })
-  let stopped = false
-  const closings: Array<Promise<void>> = []
+  let closed: Promise<void> | undefined
   return {
     count: acceptors.length,
     get accepted () {
       return accepted
     },
     stopAccepting () {
-      if (stopped) return
-      stopped = true
-      for (const acceptor of acceptors) closings.push(new Promise((resolve) => acceptor.close(() => resolve())))
-    },
-    get closed () {
-      return Promise.all(closings).then(() => undefined)
+      closed ??= Promise.all(acceptors.map(async (acceptor) => await new Promise<void>((resolve) => acceptor.close(() => resolve())))).then(() => undefined)
+      return closed
     }
   }
 }
 
 /** `count` new descriptors for `handle`'s socket, by the helper's round trip; fewer on failure. */
 async function copiesOfHandle (handle: object, count: number, timeoutMs: number, logger: Logger): Promise<object[]> {
-  // No inherited NODE_OPTIONS (a loader, an inspector port): the helper is plain JavaScript.
-  const helper = spawn(process.execPath, ['-e', ECHO_HANDLES], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: {} })
   const copies: object[] = []
+  let helper: ChildProcess | undefined
   let gaveUp = false
   try {
+    // No inherited NODE_OPTIONS (a loader, an inspector port): the helper is plain JavaScript.
+    // Inside the try: spawn itself can throw (a permission model that forbids child processes).
+    const child = spawn(process.execPath, ['-e', ECHO_HANDLES], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: {} })
+    helper = child
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`helper returned ${copies.length} of ${count} handles in ${timeoutMs} ms`)), timeoutMs)
-      helper.on('error', (err) => { clearTimeout(timer); reject(err) })
-      helper.on('exit', () => { clearTimeout(timer); reject(new Error(`helper exited after returning ${copies.length} of ${count} handles`)) })
-      helper.on('message', (_message, copy: { close(): void } | undefined) => {
+      child.on('error', (err) => { clearTimeout(timer); reject(err) })
+      child.on('exit', () => { clearTimeout(timer); reject(new Error(`helper exited after returning ${copies.length} of ${count} handles`)) })
+      child.on('message', (_message, copy: { close(): void } | undefined) => {
         if (copy === undefined) return
         // One arriving after we gave up would be an open descriptor nobody listens on.
         if (gaveUp) copy.close()
@@ -119,12 +155,12 @@ async function copiesOfHandle (handle: object, count: number, timeoutMs: number,
         if (copies.length === count) { clearTimeout(timer); resolve() }
       })
       for (let index = 0; index < count; index++) {
-        helper.send({ last: index === count - 1 }, handle as net.Server)
+        child.send({ last: index === count - 1 }, handle as net.Server)
       }
     })
   } catch (err) {
     gaveUp = true
-    helper.kill('SIGKILL')
+    helper?.kill('SIGKILL')
     logger.warn({ err, added: copies.length, wanted: count }, 'could not add all extra acceptors')
   }
   return copies

@@ -29,6 +29,7 @@ async function main (): Promise<void> {
   await app.register(tickstreamApp, { config })
 
   let acceptors: ExtraAcceptors | undefined
+  let acceptorsClosed: Promise<void> | undefined
   const startedShutdownAt = { value: 0 }
   const shutdown = closeWithGrace({
     delay: config.shutdownGraceMs + 500,
@@ -38,7 +39,7 @@ async function main (): Promise<void> {
     skip: ['SIGINT', 'SIGTERM']
   }, async ({ signal, err }) => {
     startedShutdownAt.value = Date.now()
-    acceptors?.stopAccepting()
+    acceptorsClosed = acceptors?.stopAccepting()
     if (err !== undefined) app.log.error({ err }, 'fatal error, shutting down')
     else app.log.info({ signal }, 'shutting down')
     await app.drain(Math.max(0, config.shutdownGraceMs - CLOSE_MARGIN_MS))
@@ -49,7 +50,7 @@ async function main (): Promise<void> {
     try {
       // The extra acceptors' connections are the HTTP server's too, but Node counts them on
       // the acceptor that took them: they are waited for here, under the same deadline.
-      await Promise.all([app.close(), acceptors?.closed])
+      await Promise.all([app.close(), acceptorsClosed])
     } finally {
       clearTimeout(forceClose)
     }
@@ -72,6 +73,8 @@ async function main (): Promise<void> {
   // default accept backlog of 511; dropped SYNs come back only after 1 s and 3 s retries.
   await app.listen({ host: config.host, port: config.port, backlog: LISTEN_BACKLOG })
   acceptors = await addExtraAcceptors(app.server, { count: EXTRA_ACCEPTORS, backlog: LISTEN_BACKLOG, logger: app.log })
+  // A shutdown that began during the helper's round trip found no acceptors to stop.
+  if (startedShutdownAt.value > 0) acceptorsClosed = acceptors.stopAccepting()
   app.log.debug({ extraAcceptors: acceptors.count }, 'accepting on extra descriptors')
 }
 
