@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client'
+import { BucketHistogram } from '../src/bucket-histogram.js'
 import { DEACTIVATION_REASONS } from '../src/sessions/session.js'
 
 export interface MetricsObservers {
@@ -68,20 +69,42 @@ export default fp(async function metricsPlugin (fastify) {
     }
   }))
 
-  const registrationDuration = new Histogram({
-    name: 'tickstream_registration_duration_seconds',
-    help: 'Time to register a session (POST /sessions answered 201), from request start.',
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
-    registers: [registry]
-  })
-  const flushSize = new Histogram({
-    name: 'tickstream_flush_prices',
-    help: 'Prices per prices event (after conflation).',
-    buckets: [1, 2, 5, 10, 20, 50, 100],
-    registers: [registry]
-  })
+  // Histograms on hot paths (every registration, every prices event) are the core's
+  // BucketHistogram, read at scrape time like the counters above.
+  const registrationDuration = new BucketHistogram([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1])
+  registry.registerMetric(histogramMetric('tickstream_registration_duration_seconds', 'Time to register a session (POST /sessions answered 201), from request start.', registrationDuration))
+  const flushSize = new BucketHistogram([1, 2, 5, 10, 20, 50, 100])
+  registry.registerMetric(histogramMetric('tickstream_flush_prices', 'Prices per prices event (after conflation).', flushSize))
   streams.observeFlushes((priceCount) => flushSize.observe(priceCount))
 
   fastify.decorate('metrics', registry)
   fastify.decorate('metricsObservers', { registrationSeconds: (seconds: number) => registrationDuration.observe(seconds) })
 }, { name: 'tickstream-metrics', fastify: '5.x', dependencies: ['tickstream-sessions', 'tickstream-streams', 'tickstream-bus'] })
+
+/**
+ * A BucketHistogram as a prom-client metric: the registry asks `get()` at each scrape and
+ * writes the values as given (`_bucket{le}`, `_sum`, `_count`), as it does for its own
+ * histograms. prom-client has no public type for a metric it did not build, hence the cast.
+ */
+function histogramMetric (name: string, help: string, histogram: BucketHistogram): Metric {
+  const metric = {
+    name,
+    help,
+    type: 'histogram',
+    aggregator: 'sum',
+    get: async () => ({
+      name,
+      help,
+      type: 'histogram',
+      aggregator: 'sum',
+      values: [
+        ...histogram.cumulativeBuckets().map(({ le, count }) => ({ metricName: `${name}_bucket`, labels: { le }, value: count })),
+        { metricName: `${name}_sum`, labels: {}, value: histogram.sum },
+        { metricName: `${name}_count`, labels: {}, value: histogram.count }
+      ]
+    }),
+    // The core's counts are the truth; a registry reset does not rewrite history.
+    reset: () => {}
+  }
+  return metric as unknown as Metric
+}

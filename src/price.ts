@@ -25,10 +25,33 @@ const TICKER_PATTERN = /^[A-Z0-9][A-Z0-9.-]{0,14}$/
 /** A bus message or published price larger than this is refused (contract: 8 KiB). */
 export const MAX_PRICE_BYTES = 8 * 1024
 
+/**
+ * Recent answers of `normalizeTicker`, by raw input: clients send the same few symbols again
+ * and again, so most calls are one lookup, and every session watching "AAPL" holds the same
+ * string instead of its own copy. Bounded twice: only inputs short enough to be a symbol with
+ * some whitespace are kept, and the map starts over when full, so input a client invents
+ * cannot grow it.
+ */
+const normalizedByRaw = new Map<string, string | null>()
+const NORMALIZED_CACHE_MAX_ENTRIES = 10_000
+const NORMALIZED_CACHE_MAX_INPUT_LENGTH = 32
+
 /** Trim, upper-case, validate. `undefined` when the result is not a valid symbol. */
 export function normalizeTicker (raw: string): string | undefined {
-  const ticker = raw.trim().toUpperCase()
-  return TICKER_PATTERN.test(ticker) ? ticker : undefined
+  const known = normalizedByRaw.get(raw)
+  if (known !== undefined) return known ?? undefined
+  const normalized = raw.trim().toUpperCase()
+  const ticker = TICKER_PATTERN.test(normalized) ? normalized : undefined
+  if (raw.length <= NORMALIZED_CACHE_MAX_INPUT_LENGTH) {
+    if (normalizedByRaw.size >= NORMALIZED_CACHE_MAX_ENTRIES) normalizedByRaw.clear()
+    normalizedByRaw.set(raw, ticker ?? null)
+  }
+  return ticker
+}
+
+/** Entries in the normalization cache (tests check its bounds). */
+export function normalizedTickerCacheSize (): number {
+  return normalizedByRaw.size
 }
 
 export type TickerListResult =

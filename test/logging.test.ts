@@ -48,6 +48,12 @@ t.test('registration latency and flush size are histograms; event-loop lag is ex
   t.equal(metric(values, 'tickstream_flush_prices_sum'), 2, 'with two prices')
   t.equal(metric(values, 'tickstream_flush_prices_bucket{le="1"}'), 0)
   t.equal(metric(values, 'tickstream_flush_prices_bucket{le="2"}'), 1)
+  t.equal(metric(values, 'tickstream_flush_prices_bucket{le="100"}'), 1, 'buckets are cumulative')
+  t.equal(metric(values, 'tickstream_flush_prices_bucket{le="+Inf"}'), 1)
+  t.equal(metric(values, 'tickstream_registration_duration_seconds_bucket{le="+Inf"}'), 2)
+  const text = (await request(baseUrl, '/metrics')).text
+  t.match(text, /# TYPE tickstream_flush_prices histogram\n/, 'declared as a histogram')
+  t.match(text, /# HELP tickstream_registration_duration_seconds Time to register a session/)
   t.ok(values.has('nodejs_eventloop_lag_seconds'), 'event-loop lag')
   t.ok(values.has('process_resident_memory_bytes'), 'process metrics')
 })

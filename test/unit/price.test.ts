@@ -2,6 +2,7 @@ import t from 'tap'
 import {
   MAX_PRICE_BYTES,
   normalizeTicker,
+  normalizedTickerCacheSize,
   normalizeTickerList,
   priceUpdate,
   toPriceUpdate,
@@ -33,6 +34,21 @@ t.test('normalizeTicker refuses what does not match the symbol pattern', async (
   for (const raw of ['', '   ', '.A', '-A', 'A B', 'A_B', 'A/B', 'A:B', 'ABCDEFGHIJKLMNOP', 'ÄPFEL', 'A\u0000']) {
     t.equal(normalizeTicker(raw), undefined, `${JSON.stringify(raw)} is not a symbol`)
   }
+})
+
+t.test('normalizeTicker answers the same again from its cache, which stays bounded', async (t) => {
+  t.equal(normalizeTicker(' goog '), 'GOOG')
+  t.equal(normalizeTicker(' goog '), 'GOOG', 'the same answer the second time')
+  t.equal(normalizeTicker('a b'), undefined)
+  t.equal(normalizeTicker('a b'), undefined, 'a refusal is remembered as a refusal')
+  const before = normalizedTickerCacheSize()
+  const long = `${'x'.repeat(40)}`
+  t.equal(normalizeTicker(long), undefined)
+  t.equal(normalizedTickerCacheSize(), before, 'an input longer than any symbol is not kept')
+  // Ten thousand invented symbols, then more: the cache starts over instead of growing.
+  for (let index = 0; index < 12_000; index++) normalizeTicker(`s${index}`)
+  t.ok(normalizedTickerCacheSize() <= 10_000, `${normalizedTickerCacheSize()} entries after 12 000 distinct inputs`)
+  t.equal(normalizeTicker(' goog '), 'GOOG', 'still right after it started over')
 })
 
 t.test('normalizeTickerList normalizes and drops duplicates, keeping first-seen order', async (t) => {
