@@ -18,7 +18,9 @@ app.post('/sessions', { schema: { body: RegisterBody, response: { 201: Registere
 // The same accept backlog and the same extra descriptors as tickstream's server.ts, so a
 // connection burst treats both alike (BENCHMARKS.md, "The accept queue").
 await app.listen({ host: process.env.HOST ?? '127.0.0.1', port: Number(process.env.PORT ?? 0), backlog: 4096 })
-const acceptors = await addExtraAcceptors(app.server, { count: EXTRA_ACCEPTORS, backlog: 4096, logger: silentLogger })
+// A shortfall is printed: a baseline with fewer descriptors than tickstream is not a fair one.
+const warnOnStderr = (context: object | string, message?: string): void => { process.stderr.write(`baseline-server: ${message ?? String(context)} ${JSON.stringify(context)}\n`) }
+const acceptors = await addExtraAcceptors(app.server, { count: EXTRA_ACCEPTORS, backlog: 4096, logger: { ...silentLogger, warn: warnOnStderr, error: warnOnStderr } })
 
 // A clean exit on SIGTERM (how the load runs stop it), so a `--cpu-prof` profile gets written.
 process.once('SIGTERM', () => {

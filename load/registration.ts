@@ -7,7 +7,9 @@ import { markdownTable, parseArgs, runAsScript, writeReport, type Chart } from '
  * for tickstream and, in the same run, a bare Fastify route with the same schema and
  * response shape (load/baseline-server.ts).
  *
- *   --scale F         compress time (default 0.1: a smoke run of about a minute per target)
+ *   --scale F         compress time (default 0.1: 34 s per target and round)
+ *   --rounds N        run the profile N times per target, the order of targets reversing every
+ *                     round (default 2: A B C, then C B A)
  *   --profile spike   1000 -> 1500 connections instead of 100 -> 150
  *   --shed-ms N       tickstream's SHED_EVENT_LOOP_DELAY_MS (default: the service default; 0 = off)
  *   --users N         distinct users (default: as many as the profile's peak connections, one per
@@ -33,7 +35,7 @@ export function stagedProfile (peak: number, spike: number): Stage[] {
 
 interface Step { connections: number, seconds: number, startsAt: number }
 
-/** Ramps become steps of about two (scaled) seconds each; autocannon runs each step. */
+/** Ramps become steps of about two (scaled) seconds each; `layersOf` turns them into connections. */
 export function stepsOf (stages: Stage[], scale: number): Step[] {
   const steps: Step[] = []
   let startsAt = 0
@@ -141,17 +143,19 @@ function emptyResult (target: string): TargetResult {
   return { target, requests: 0, seconds: 0, throughput: 0, p50: 0, p99: 0, max: 0, non2xx: 0, errors: 0, timeouts: 0, steps: [] }
 }
 
-/** The whole profile against one target: every layer starts on time, all run side by side. */
-async function runProfile (url: string, steps: Step[], nextUser: () => string, target: string): Promise<TargetResult> {
-  const result = emptyResult(target)
-  const answers: Answer[] = []
+/** The whole profile against one target, once: every layer starts on time, all run side by side. */
+async function runProfileOnce (url: string, steps: Step[], nextUser: () => string, result: TargetResult, answers: Answer[]): Promise<void> {
   const startedAt = performance.now()
   await Promise.all(layersOf(steps).map(async (layer) => {
     await delay(layer.startsAt * 1000 - (performance.now() - startedAt))
     await runLayer(url, layer, answers, result, startedAt, nextUser)
   }))
+}
+
+/** Totals, percentiles and per-step figures over every round of one target. */
+function summarize (result: TargetResult, answers: Answer[], steps: Step[], rounds: number): TargetResult {
   const lastStep = steps[steps.length - 1]
-  result.seconds = lastStep === undefined ? 0 : lastStep.startsAt + lastStep.seconds
+  result.seconds = (lastStep === undefined ? 0 : lastStep.startsAt + lastStep.seconds) * rounds
   const latencies = answers.map((answer) => answer.latency).sort((a, b) => a - b)
   result.requests = latencies.length
   result.throughput = result.requests / result.seconds
@@ -160,25 +164,28 @@ async function runProfile (url: string, steps: Step[], nextUser: () => string, t
   result.max = latencies.at(-1) ?? 0
   for (const step of steps) {
     const inStep = answers.filter((answer) => answer.at >= step.startsAt && answer.at < step.startsAt + step.seconds).map((answer) => answer.latency).sort((a, b) => a - b)
-    result.steps.push({ at: step.startsAt, connections: step.connections, p99: percentile(inStep, 99), throughput: inStep.length / step.seconds })
+    result.steps.push({ at: step.startsAt, connections: step.connections, p99: percentile(inStep, 99), throughput: inStep.length / (step.seconds * rounds) })
   }
   return result
 }
 
 /**
  * Runs the profile against each target in turn, the whole profile each time, with its
- * connections held open throughout. Only one target is under load at any moment.
+ * connections held open throughout; only one target is under load at any moment. With
+ * `rounds` > 1 the order reverses every round (A B C, C B A, ...), so a machine that drifts
+ * during the run favours no target; the results add up every round.
  */
-export async function runProfiles (targets: Array<{ name: string, server: Server, path?: string }>, steps: Step[], users?: number): Promise<TargetResult[]> {
+export async function runProfiles (targets: Array<{ name: string, server: Server, path?: string }>, steps: Step[], users?: number, rounds = 1): Promise<TargetResult[]> {
   // As many users as the profile's peak connections unless told otherwise: each registers again and again.
   const userCount = users ?? Math.max(...steps.map((step) => step.connections))
-  const results: TargetResult[] = []
-  for (const target of targets) {
-    let user = 0
-    const nextUser = (): string => `user-${user++ % userCount}`
-    results.push(await runProfile(`${target.server.url}${target.path ?? '/sessions'}`, steps, nextUser, target.name))
+  const runs = targets.map((target) => ({ target, result: emptyResult(target.name), answers: [] as Answer[], user: 0 }))
+  for (let round = 0; round < rounds; round++) {
+    for (const run of round % 2 === 0 ? runs : [...runs].reverse()) {
+      const nextUser = (): string => `user-${run.user++ % userCount}`
+      await runProfileOnce(`${run.target.server.url}${run.target.path ?? '/sessions'}`, steps, nextUser, run.result, run.answers)
+    }
   }
-  return results
+  return runs.map((run) => summarize(run.result, run.answers, steps, rounds))
 }
 
 export interface RegistrationRun {
@@ -186,6 +193,8 @@ export interface RegistrationRun {
   scale: number
   /** Distinct users: `--users`, or as many as the profile's peak connections. */
   users: number
+  /** Times the profile ran against each target, in alternating order. */
+  rounds: number
   baseline: TargetResult
   tickstream: TargetResult
   /** With --breakdown: tickstream's plugins and hooks around the baseline's handler. */
@@ -193,7 +202,7 @@ export interface RegistrationRun {
   ratios: { throughput: number, p99: number }
 }
 
-export async function runRegistration (profile: 'smoke' | 'spike', scale: number, shedMs?: string, breakdown = false, users?: number): Promise<RegistrationRun> {
+export async function runRegistration (profile: 'smoke' | 'spike', scale: number, shedMs?: string, breakdown = false, users?: number, rounds = 2): Promise<RegistrationRun> {
   const [peak, spike] = profile === 'spike' ? [1000, 1500] : [100, 150]
   const steps = stepsOf(stagedProfile(peak, spike), scale)
   // Both servers run in their own processes; only one is under load at any moment.
@@ -208,7 +217,7 @@ export async function runRegistration (profile: 'smoke' | 'spike', scale: number
       { name: 'bare Fastify route', server: baselineServer },
       { name: 'tickstream', server: tickstreamServer },
       ...(breakdownServer === undefined ? [] : [{ name: 'tickstream plugins, bare handler', server: breakdownServer, path: '/sessions-bare' }])
-    ], steps, users)
+    ], steps, users, rounds)
   } finally {
     await Promise.all([baselineServer.stop(), tickstreamServer.stop(), breakdownServer?.stop()])
   }
@@ -218,6 +227,7 @@ export async function runRegistration (profile: 'smoke' | 'spike', scale: number
     profile,
     scale,
     users: users ?? spike,
+    rounds,
     baseline,
     tickstream,
     ...(pluginsOnly === undefined ? {} : { pluginsOnly }),
@@ -233,7 +243,7 @@ function summary (run: RegistrationRun, command: string): string {
     ? ''
     : `Breakdown of the throughput gap: tickstream's plugins and hooks around the baseline's handler ${(run.pluginsOnly.throughput / run.baseline.throughput).toFixed(2)}x the baseline; ` +
       `the session work on top of them ${(run.tickstream.throughput / run.pluginsOnly.throughput).toFixed(2)}x that.\n`
-  return `# Registration load (${run.profile}, scale ${run.scale}, users: ${run.users})\n\n\`${command}\`\n\n` +
+  return `# Registration load (${run.profile}, scale ${run.scale}, users: ${run.users}, rounds: ${run.rounds})\n\n\`${command}\`\n\n` +
     markdownTable(['target', '2xx', '2xx/s', 'p50 ms', 'p99 ms', 'max ms', 'non-2xx', 'errors', 'timeouts'], rows) +
     `\n\nRatios (tickstream / baseline): throughput ${run.ratios.throughput.toFixed(2)}x, p99 ${run.ratios.p99.toFixed(2)}x\n` + breakdown
 }
@@ -247,8 +257,10 @@ async function main (): Promise<void> {
   const usersArg = args.get('users')
   const users = usersArg === undefined ? undefined : Number(usersArg)
   if (users !== undefined && !(Number.isInteger(users) && users >= 1)) throw new Error(`--users must be a positive integer, got ${usersArg}`)
-  const run = await runRegistration(profile, scale, shedMs, breakdown, users)
-  const command = `npm run load:registration -- --profile ${profile} --scale ${scale}${shedMs === undefined ? '' : ` --shed-ms ${shedMs}`}${users === undefined ? '' : ` --users ${users}`}${breakdown ? ' --breakdown' : ''}`
+  const rounds = Number(args.get('rounds') ?? '2')
+  if (!(Number.isInteger(rounds) && rounds >= 1)) throw new Error(`--rounds must be a positive integer, got ${args.get('rounds')}`)
+  const run = await runRegistration(profile, scale, shedMs, breakdown, users, rounds)
+  const command = `npm run load:registration -- --profile ${profile} --scale ${scale}${shedMs === undefined ? '' : ` --shed-ms ${shedMs}`}${users === undefined ? '' : ` --users ${users}`}${rounds === 2 ? '' : ` --rounds ${rounds}`}${breakdown ? ' --breakdown' : ''}`
   const charts: Chart[] = [
     { title: 'p99 latency per step', yLabel: 'ms', series: [run.baseline, run.tickstream, ...(run.pluginsOnly === undefined ? [] : [run.pluginsOnly])].map((r) => ({ name: r.target, points: r.steps.map((s) => [s.at, s.p99] as [number, number]) })) },
     { title: 'connections', yLabel: 'connections', series: [{ name: 'connections', points: run.tickstream.steps.map((s) => [s.at, s.connections] as [number, number]) }] }

@@ -14,7 +14,11 @@ export class BucketHistogram {
   private total = 0
   private observations = 0
 
-  constructor (readonly upperBounds: readonly number[]) {
+  readonly upperBounds: readonly number[]
+
+  constructor (upperBounds: readonly number[]) {
+    // A copy: a caller changing its array later must not break the buckets.
+    this.upperBounds = Object.freeze([...upperBounds])
     for (let index = 1; index < upperBounds.length; index++) {
       if (!((upperBounds[index - 1] ?? 0) < (upperBounds[index] ?? 0))) throw new Error('bucket bounds must increase')
     }
@@ -22,8 +26,8 @@ export class BucketHistogram {
   }
 
   observe (value: number): void {
-    // NaN would land in +Inf and poison the sum: an observation is a duration or a count.
-    if (Number.isNaN(value)) return
+    // NaN or an infinity would poison the sum for good: an observation is a duration or a count.
+    if (!Number.isFinite(value)) return
     const bounds = this.upperBounds
     let index = 0
     while (index < bounds.length && value > (bounds[index] as number)) index++

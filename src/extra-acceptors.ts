@@ -9,7 +9,7 @@ import type { Logger } from './logger.js'
  * connections in a loop"). Under load a turn serves every busy connection first, so at 1500
  * busy connections a turn lasts 100-200 ms and the accept queue drains at 5-10 connections a
  * second: in the registration load run, two thirds of a burst of 1500 connections sat in the
- * kernel's queue for up to 24 s with nothing read from them (BENCHMARKS.md, "The accept queue").
+ * kernel's queue for the whole 25 s run with nothing read from them (BENCHMARKS.md, "The accept queue").
  *
  * How: every file descriptor of the listening socket that is in the event loop gets its own
  * accept per turn, so N descriptors accept N connections per turn. Node 20 offers neither
@@ -25,8 +25,10 @@ import type { Logger } from './logger.js'
 
 /**
  * Descriptors for a listening socket besides the server's own. With 64 in all, a burst of 1500
- * connections on a busy server is accepted within a few seconds instead of 20 or more; an idle
- * server pays 63 failed accept() calls per new connection, some 30 us.
+ * connections on a busy server is accepted within a few seconds instead of 20 or more. The
+ * price: every descriptor is woken for each new connection, so it costs 63 failed accept()
+ * calls (counted with strace; their CPU time was not measured). Only the server's own listener
+ * is covered: a HOST that resolves to several addresses gets no copies for the others.
  */
 export const EXTRA_ACCEPTORS = 63
 
@@ -137,6 +139,7 @@ export async function addExtraAcceptors (server: net.Server, options: ExtraAccep
 async function copiesOfHandle (handle: object, count: number, timeoutMs: number, logger: Logger): Promise<object[]> {
   const copies: object[] = []
   let helper: ChildProcess | undefined
+  let timer: NodeJS.Timeout | undefined
   let gaveUp = false
   try {
     // No inherited NODE_OPTIONS (a loader, an inspector port): the helper is plain JavaScript.
@@ -144,15 +147,15 @@ async function copiesOfHandle (handle: object, count: number, timeoutMs: number,
     const child = spawn(process.execPath, ['-e', ECHO_HANDLES], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: {} })
     helper = child
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`helper returned ${copies.length} of ${count} handles in ${timeoutMs} ms`)), timeoutMs)
-      child.on('error', (err) => { clearTimeout(timer); reject(err) })
-      child.on('exit', () => { clearTimeout(timer); reject(new Error(`helper exited after returning ${copies.length} of ${count} handles`)) })
+      timer = setTimeout(() => reject(new Error(`helper returned ${copies.length} of ${count} handles in ${timeoutMs} ms`)), timeoutMs)
+      child.on('error', reject)
+      child.on('exit', () => reject(new Error(`helper exited after returning ${copies.length} of ${count} handles`)))
       child.on('message', (_message, copy: { close(): void } | undefined) => {
         if (copy === undefined) return
         // One arriving after we gave up would be an open descriptor nobody listens on.
         if (gaveUp) copy.close()
         else copies.push(copy)
-        if (copies.length === count) { clearTimeout(timer); resolve() }
+        if (copies.length === count) resolve()
       })
       for (let index = 0; index < count; index++) {
         child.send({ last: index === count - 1 }, handle as net.Server)
@@ -162,6 +165,9 @@ async function copiesOfHandle (handle: object, count: number, timeoutMs: number,
     gaveUp = true
     helper?.kill('SIGKILL')
     logger.warn({ err, added: copies.length, wanted: count }, 'could not add all extra acceptors')
+  } finally {
+    // Also when something in the executor threw before any event could clear it.
+    clearTimeout(timer)
   }
   return copies
 }

@@ -32,7 +32,7 @@ t.test('registration smoke: every target answers every request with a 201', asyn
     { name: 'baseline', server: baseline },
     { name: 'tickstream', server: tickstream },
     { name: 'tickstream plugins, bare handler', server: breakdown, path: '/sessions-bare' }
-  ], steps)
+  ], steps, undefined, 2)
   t.equal(results.length, 3)
   for (const result of results) {
     t.ok(result.requests > 100, `${result.target}: ${result.requests} requests`)

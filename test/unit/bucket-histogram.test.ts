@@ -14,10 +14,15 @@ t.test('observations land in the first bucket whose bound they do not exceed; ab
   t.equal(histogram.sum, 0 + 1 + 1.5 + 2 + 5 + 5.0001 + 100)
 })
 
-t.test('a NaN is not an observation; bounds must increase', async (t) => {
-  const histogram = new BucketHistogram([1])
+t.test('NaN and infinities are not observations; bounds must increase and are copied', async (t) => {
+  const bounds = [1]
+  const histogram = new BucketHistogram(bounds)
   histogram.observe(Number.NaN)
+  histogram.observe(Number.POSITIVE_INFINITY)
+  histogram.observe(Number.NEGATIVE_INFINITY)
   t.equal(histogram.count, 0)
+  bounds.push(0)
+  t.same(histogram.upperBounds, [1], 'the caller\'s array changing later changes nothing')
   t.equal(histogram.sum, 0)
   t.throws(() => new BucketHistogram([1, 1]), /must increase/)
   t.throws(() => new BucketHistogram([2, 1]), /must increase/)
