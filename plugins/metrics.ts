@@ -84,7 +84,10 @@ export default fp(async function metricsPlugin (fastify) {
 /**
  * A BucketHistogram as a prom-client metric: the registry asks `get()` at each scrape and
  * writes the values as given (`_bucket{le}`, `_sum`, `_count`), as it does for its own
- * histograms. prom-client has no public type for a metric it did not build, hence the cast.
+ * histograms (same text, Prometheus and OpenMetrics). prom-client has no public type for a
+ * metric it did not build, hence the cast: it has no `observe`, `labels` or `startTimer`, so
+ * `registry.getSingleMetric(name)` must not be used on these two names. `resetMetrics()`
+ * leaves them as they are.
  */
 function histogramMetric (name: string, help: string, histogram: BucketHistogram): Metric {
   const metric = {
