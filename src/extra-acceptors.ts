@@ -7,9 +7,9 @@ import type { Logger } from './logger.js'
  *
  * Why: Node 20's libuv accepts ONE connection per loop turn (libuv PR #3696, "don't accept()
  * connections in a loop"). Under load a turn serves every busy connection first, so at 1500
- * busy connections a turn lasts 100-200 ms and the accept queue drains at 5-10 connections a
- * second: in the registration load run, two thirds of a burst of 1500 connections sat in the
- * kernel's queue for the whole 25 s run with nothing read from them (BENCHMARKS.md, "The accept queue").
+ * busy connections a turn lasts 100-200 ms and the accept queue drains at a few connections a
+ * second: under a flat load of 1500 connections, two thirds of them sat in the kernel's queue,
+ * the last for the whole 25 s run, with nothing read from them (BENCHMARKS.md, "The accept queue").
  *
  * How: every file descriptor of the listening socket that is in the event loop gets its own
  * accept per turn, so N descriptors accept N connections per turn. Node 20 offers neither
