@@ -1,11 +1,11 @@
 import Fastify from 'fastify'
-import { addExtraAcceptors, EXTRA_ACCEPTORS } from '../src/extra-acceptors.js'
 import tickstreamApp, { serverOptions } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { shedUnderPressure } from '../plugins/load-shedding.js'
 import { ErrorBody, HttpError } from '../routes/http-error.js'
 import { RegisterBody, RegisteredSessionBody } from '../routes/schemas.js'
 import { bareRegistration } from './lib/bare-registration.js'
+import { serveUntilSigterm } from './lib/serve.js'
 
 /**
  * For `npm run load:registration -- --breakdown`: the whole tickstream app (every plugin and
@@ -30,10 +30,5 @@ app.post('/sessions-bare', {
   if (reply.statusCode === 201) app.metricsObservers.registrationSeconds(reply.elapsedTime / 1000)
   return reply
 })
-await app.listen({ host: config.host, port: config.port, backlog: 4096 })
-// As src/server.ts does, so that the two differ only in the route's handler.
-const acceptors = await addExtraAcceptors(app.server, { count: EXTRA_ACCEPTORS, backlog: 4096, logger: app.log })
-process.once('SIGTERM', () => {
-  void acceptors.stopAccepting()
-  void app.close().then(() => process.exit(0))
-})
+// Listens as src/server.ts does, so that the two differ only in the route's handler.
+await serveUntilSigterm(app, { host: config.host, port: config.port }, app.log)

@@ -129,7 +129,7 @@ export async function addExtraAcceptors (server: net.Server, options: ExtraAccep
       return accepted
     },
     stopAccepting () {
-      closed ??= Promise.all(acceptors.map(async (acceptor) => await new Promise<void>((resolve) => acceptor.close(() => resolve())))).then(() => undefined)
+      closed ??= Promise.all(acceptors.map((acceptor) => new Promise<void>((resolve) => acceptor.close(() => resolve())))).then(() => undefined)
       return closed
     }
   }

@@ -1,0 +1,18 @@
+import type { FastifyInstance } from 'fastify'
+import { addExtraAcceptors, EXTRA_ACCEPTORS } from '../../src/extra-acceptors.js'
+import type { Logger } from '../../src/logger.js'
+
+/**
+ * How the load runs' own servers (baseline, breakdown) listen and stop: the accept backlog and
+ * the extra accept descriptors of tickstream's `src/server.ts`, so that a connection burst
+ * treats every target alike (BENCHMARKS.md, "The accept queue"), and a clean exit on SIGTERM
+ * (how the load runs stop them), so that a `--cpu-prof` profile gets written.
+ */
+export async function serveUntilSigterm (app: FastifyInstance, address: { host: string, port: number }, logger: Logger): Promise<void> {
+  await app.listen({ ...address, backlog: 4096 })
+  const acceptors = await addExtraAcceptors(app.server, { count: EXTRA_ACCEPTORS, backlog: 4096, logger })
+  process.once('SIGTERM', () => {
+    void acceptors.stopAccepting()
+    void app.close().then(() => process.exit(0))
+  })
+}
