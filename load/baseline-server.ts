@@ -3,12 +3,14 @@ import { silentLogger } from '../src/logger.js'
 import { RegisterBody, RegisteredSessionBody } from '../routes/schemas.js'
 import { bareRegistration } from './lib/bare-registration.js'
 import { serveUntilSigterm } from './lib/serve.js'
+import { tuneGcAsTheServerDoes } from './lib/gc.js'
 
 /**
  * The registration baseline: a bare Fastify route with the same body schema and the same
  * response shape as `POST /sessions`, and none of the service behind it (no registry, no
  * bus, no rate limit, no auth). The gap to it is what tickstream's own work costs.
  */
+tuneGcAsTheServerDoes()
 const app = Fastify({ logger: false, bodyLimit: 16 * 1024, ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } })
 
 app.get('/health', async () => ({ status: 'ok' }))

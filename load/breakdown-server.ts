@@ -6,6 +6,7 @@ import { ErrorBody, HttpError } from '../routes/http-error.js'
 import { RegisterBody, RegisteredSessionBody } from '../routes/schemas.js'
 import { bareRegistration } from './lib/bare-registration.js'
 import { serveUntilSigterm } from './lib/serve.js'
+import { tuneGcAsTheServerDoes } from './lib/gc.js'
 
 /**
  * For `npm run load:registration -- --breakdown`: the whole tickstream app (every plugin and
@@ -15,6 +16,7 @@ import { serveUntilSigterm } from './lib/serve.js'
  * route, what the session work costs.
  */
 const config = loadConfig(process.env)
+tuneGcAsTheServerDoes()
 const app = Fastify(serverOptions(config))
 await app.register(tickstreamApp, { config })
 app.post('/sessions-bare', {

@@ -2,6 +2,7 @@ import Fastify from 'fastify'
 import tickstreamApp, { serverOptions } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { toPriceUpdate, type PriceUpdate } from '../src/price.js'
+import { tuneGcAsTheServerDoes } from './lib/gc.js'
 
 /**
  * For `npm run load:churn`: the app in a process of its own, so that its RSS is its own and
@@ -52,6 +53,7 @@ const send: (message: unknown) => boolean = processSend
 // The runner's explicit settings, not this process's environment: an exported REDIS_URL or
 // JWT_SECRET must not change what the run measures.
 const config = loadConfig(JSON.parse(process.argv[2] ?? '{}') as Record<string, string>)
+tuneGcAsTheServerDoes()
 const app = Fastify(serverOptions(config))
 // The churn is about leaks, not overload: never refuse work for a busy event loop.
 await app.register(tickstreamApp, { config, loadShedding: { maxEventLoopDelayMs: 0, maxEventLoopUtilization: 0 } })

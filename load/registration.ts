@@ -1,5 +1,5 @@
 import autocannon from 'autocannon'
-import { delay, percentile, startBaselineServer, startBreakdownServer, startTickstream, type Server } from './lib/process.js'
+import { delay, percentile, sampleProcesses, startBaselineServer, startBreakdownServer, startTickstream, type Server } from './lib/process.js'
 import { markdownTable, parseArgs, runAsScript, writeReport, type Chart } from './lib/report.js'
 
 /**
@@ -64,6 +64,12 @@ export interface TargetResult {
   non2xx: number
   errors: number
   timeouts: number
+  /**
+   * The server's CPU time (user + system, from /proc) over its runs of the profile, per 2xx.
+   * Throughput depends on how the two cores are shared with the generator; this is what the
+   * server itself spent on each registration.
+   */
+  cpuMicrosPerRequest: number
   steps: Array<{ at: number, connections: number, p99: number, throughput: number }>
 }
 
@@ -140,7 +146,7 @@ async function runLayer (url: string, layer: Layer, answers: Answer[], result: T
 }
 
 function emptyResult (target: string): TargetResult {
-  return { target, requests: 0, seconds: 0, throughput: 0, p50: 0, p99: 0, max: 0, non2xx: 0, errors: 0, timeouts: 0, steps: [] }
+  return { target, requests: 0, seconds: 0, throughput: 0, p50: 0, p99: 0, max: 0, non2xx: 0, errors: 0, timeouts: 0, cpuMicrosPerRequest: 0, steps: [] }
 }
 
 /** The whole profile against one target, once: every layer starts on time, all run side by side. */
@@ -153,7 +159,7 @@ async function runProfileOnce (url: string, steps: Step[], nextUser: () => strin
 }
 
 /** Totals, percentiles and per-step figures over every round of one target. */
-function summarize (result: TargetResult, answers: Answer[], steps: Step[], rounds: number): TargetResult {
+function summarize (result: TargetResult, answers: Answer[], steps: Step[], rounds: number, cpuMicros: number): TargetResult {
   const lastStep = steps[steps.length - 1]
   result.seconds = (lastStep === undefined ? 0 : lastStep.startsAt + lastStep.seconds) * rounds
   const latencies = answers.map((answer) => answer.latency).sort((a, b) => a - b)
@@ -162,6 +168,7 @@ function summarize (result: TargetResult, answers: Answer[], steps: Step[], roun
   result.p50 = percentile(latencies, 50)
   result.p99 = percentile(latencies, 99)
   result.max = latencies.at(-1) ?? 0
+  result.cpuMicrosPerRequest = cpuMicros / Math.max(1, result.requests)
   for (const step of steps) {
     const inStep = answers.filter((answer) => answer.at >= step.startsAt && answer.at < step.startsAt + step.seconds).map((answer) => answer.latency).sort((a, b) => a - b)
     result.steps.push({ at: step.startsAt, connections: step.connections, p99: percentile(inStep, 99), throughput: inStep.length / (step.seconds * rounds) })
@@ -178,14 +185,16 @@ function summarize (result: TargetResult, answers: Answer[], steps: Step[], roun
 export async function runProfiles (targets: Array<{ name: string, server: Server, path?: string }>, steps: Step[], users?: number, rounds = 1): Promise<TargetResult[]> {
   // As many users as the profile's peak connections unless told otherwise: each registers again and again.
   const userCount = users ?? Math.max(...steps.map((step) => step.connections))
-  const runs = targets.map((target) => ({ target, result: emptyResult(target.name), answers: [] as Answer[], user: 0 }))
+  const runs = targets.map((target) => ({ target, result: emptyResult(target.name), answers: [] as Answer[], user: 0, cpuMicros: 0 }))
   for (let round = 0; round < rounds; round++) {
     for (const run of round % 2 === 0 ? runs : [...runs].reverse()) {
       const nextUser = (): string => `user-${run.user++ % userCount}`
+      const cpuBefore = sampleProcesses(run.target.server.pids()).cpuMicros
       await runProfileOnce(`${run.target.server.url}${run.target.path ?? '/sessions'}`, steps, nextUser, run.result, run.answers)
+      run.cpuMicros += sampleProcesses(run.target.server.pids()).cpuMicros - cpuBefore
     }
   }
-  return runs.map((run) => summarize(run.result, run.answers, steps, rounds))
+  return runs.map((run) => summarize(run.result, run.answers, steps, rounds, run.cpuMicros))
 }
 
 export interface RegistrationRun {
@@ -199,7 +208,8 @@ export interface RegistrationRun {
   tickstream: TargetResult
   /** With --breakdown: tickstream's plugins and hooks around the baseline's handler. */
   pluginsOnly?: TargetResult
-  ratios: { throughput: number, p99: number }
+  /** tickstream / baseline; `cpuPerRequest` is the servers' own CPU per 2xx (above 1: tickstream costs more). */
+  ratios: { throughput: number, p99: number, cpuPerRequest: number }
 }
 
 export async function runRegistration (profile: 'smoke' | 'spike', scale: number, shedMs?: string, breakdown = false, users?: number, rounds = 2): Promise<RegistrationRun> {
@@ -231,12 +241,12 @@ export async function runRegistration (profile: 'smoke' | 'spike', scale: number
     baseline,
     tickstream,
     ...(pluginsOnly === undefined ? {} : { pluginsOnly }),
-    ratios: { throughput: tickstream.throughput / baseline.throughput, p99: tickstream.p99 / baseline.p99 }
+    ratios: { throughput: tickstream.throughput / baseline.throughput, p99: tickstream.p99 / baseline.p99, cpuPerRequest: tickstream.cpuMicrosPerRequest / baseline.cpuMicrosPerRequest }
   }
 }
 
 function summary (run: RegistrationRun, command: string): string {
-  const row = (r: TargetResult): Array<string | number> => [r.target, r.requests, r.throughput, r.p50, r.p99, r.max, r.non2xx, r.errors, r.timeouts]
+  const row = (r: TargetResult): Array<string | number> => [r.target, r.requests, r.throughput, r.p50, r.p99, r.max, r.non2xx, r.errors, r.timeouts, r.cpuMicrosPerRequest]
   // requests, req/s and latencies count 2xx answers only; non-2xx are listed apart.
   const rows = [row(run.baseline), row(run.tickstream), ...(run.pluginsOnly === undefined ? [] : [row(run.pluginsOnly)])]
   const breakdown = run.pluginsOnly === undefined
@@ -244,8 +254,9 @@ function summary (run: RegistrationRun, command: string): string {
     : `Breakdown of the throughput gap: tickstream's plugins and hooks around the baseline's handler ${(run.pluginsOnly.throughput / run.baseline.throughput).toFixed(2)}x the baseline; ` +
       `the session work on top of them ${(run.tickstream.throughput / run.pluginsOnly.throughput).toFixed(2)}x that.\n`
   return `# Registration load (${run.profile}, scale ${run.scale}, users: ${run.users}, rounds: ${run.rounds})\n\n\`${command}\`\n\n` +
-    markdownTable(['target', '2xx', '2xx/s', 'p50 ms', 'p99 ms', 'max ms', 'non-2xx', 'errors', 'timeouts'], rows) +
-    `\n\nRatios (tickstream / baseline): throughput ${run.ratios.throughput.toFixed(2)}x, p99 ${run.ratios.p99.toFixed(2)}x\n` + breakdown
+    markdownTable(['target', '2xx', '2xx/s', 'p50 ms', 'p99 ms', 'max ms', 'non-2xx', 'errors', 'timeouts', 'server CPU µs/2xx'], rows) +
+    `\n\nRatios (tickstream / baseline): throughput ${run.ratios.throughput.toFixed(2)}x, p99 ${run.ratios.p99.toFixed(2)}x, ` +
+    `server CPU per registration ${run.ratios.cpuPerRequest.toFixed(2)}x (the throughput the servers' own CPU would allow: ${(1 / run.ratios.cpuPerRequest).toFixed(2)}x)\n` + breakdown
 }
 
 async function main (): Promise<void> {

@@ -1,3 +1,4 @@
+import { EXTRA_ACCEPTORS, MAX_ACCEPT_DESCRIPTORS } from './extra-acceptors.js'
 import { normalizeTicker } from './price.js'
 
 /**
@@ -32,6 +33,11 @@ export interface Config {
   shutdownGraceMs: number
   /** Beyond the contract: mean event-loop delay above which new work is refused; 0 = never. */
   shedEventLoopDelayMs: number
+  /**
+   * Beyond the contract: descriptors of the listening socket, the server's own included
+   * (src/extra-acceptors.ts); 1 = the server's own only.
+   */
+  acceptDescriptors: number
 }
 
 export type FeedMode = 'simulated' | 'none'
@@ -148,6 +154,7 @@ export function loadConfig (env: Env = process.env): Config {
     jwtSecret: read(env, 'JWT_SECRET'),
     // The process-level deadline adds a margin on top, which must still fit a timer.
     shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000, 1, MAX_TIMER_MS - 1000),
-    shedEventLoopDelayMs: integer(env, 'SHED_EVENT_LOOP_DELAY_MS', 1000, 0, MAX_TIMER_MS)
+    shedEventLoopDelayMs: integer(env, 'SHED_EVENT_LOOP_DELAY_MS', 1000, 0, MAX_TIMER_MS),
+    acceptDescriptors: integer(env, 'ACCEPT_DESCRIPTORS', 1 + EXTRA_ACCEPTORS, 1, MAX_ACCEPT_DESCRIPTORS)
   }
 }

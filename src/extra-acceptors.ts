@@ -24,13 +24,22 @@ import type { Logger } from './logger.js'
  */
 
 /**
- * Descriptors for a listening socket besides the server's own. With 64 in all, a burst of 1500
+ * Descriptors for a listening socket besides the server's own (the default of
+ * `ACCEPT_DESCRIPTORS`, which counts the server's own too). With 64 in all, a burst of 1500
  * connections on a busy server is accepted within a few seconds instead of 20 or more. The
- * price: every descriptor is woken for each new connection, so it costs 63 failed accept()
- * calls (counted with strace; their CPU time was not measured). Only the server's own listener
- * is covered: a HOST that resolves to several addresses gets no copies for the others.
+ * price: every descriptor is woken for each new connection, and on a server that is not busy
+ * all but one of their accept() calls fail. That made a new connection with one tiny request
+ * cost 1.6-1.9x the CPU (`npm run load:accept-cost`: about 60 us more per connection); on a
+ * busy server each wake-up accepts a waiting connection instead. Only the server's own
+ * listener is covered: a HOST that resolves to several addresses gets no copies for the others.
  */
 export const EXTRA_ACCEPTORS = 63
+
+/**
+ * Most descriptors `ACCEPT_DESCRIPTORS` may ask for, the server's own included: each one is
+ * woken for every new connection (BENCHMARKS.md, "What the extra descriptors cost").
+ */
+export const MAX_ACCEPT_DESCRIPTORS = 256
 
 /** The helper: returns every handle it is sent, closes its copy, leaves after the last. */
 const ECHO_HANDLES = `process.on('message', (message, handle) => {
@@ -118,6 +127,8 @@ export async function addExtraAcceptors (server: net.Server, options: ExtraAccep
       accepted++
       server.emit('connection', socket)
     })
+    // Out of descriptors (EMFILE) is not one of these: libuv accepts and closes the waiting
+    // connections itself and reports nothing (measured with `ulimit -n 40`).
     acceptor.on('error', (err) => logger.error({ err }, 'extra acceptor failed'))
     acceptor.listen(copy, backlog)
     return acceptor

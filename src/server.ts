@@ -2,7 +2,8 @@ import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
 import tickstreamApp, { serverOptions } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
-import { addExtraAcceptors, EXTRA_ACCEPTORS, type ExtraAcceptors } from './extra-acceptors.js'
+import { addExtraAcceptors, type ExtraAcceptors } from './extra-acceptors.js'
+import { disableAllocationSitePretenuring } from './gc-tuning.js'
 
 /** Capped by the kernel's net.core.somaxconn (4096 here). */
 const LISTEN_BACKLOG = 4096
@@ -24,6 +25,8 @@ function configOrExit (): Config {
 
 /** The only place that listens, handles signals and exits. */
 async function main (): Promise<void> {
+  // Before any load: per-request objects promoted through pretenured ones (gc-tuning.ts).
+  disableAllocationSitePretenuring()
   const config = configOrExit()
   const app = Fastify(serverOptions(config))
   await app.register(tickstreamApp, { config })
@@ -72,7 +75,7 @@ async function main (): Promise<void> {
   // A connection burst (1500 clients at once in the registration load run) overflows Node's
   // default accept backlog of 511; dropped SYNs come back only after 1 s and 3 s retries.
   await app.listen({ host: config.host, port: config.port, backlog: LISTEN_BACKLOG })
-  acceptors = await addExtraAcceptors(app.server, { count: EXTRA_ACCEPTORS, backlog: LISTEN_BACKLOG, logger: app.log })
+  acceptors = await addExtraAcceptors(app.server, { count: config.acceptDescriptors - 1, backlog: LISTEN_BACKLOG, logger: app.log })
   // A shutdown that began during the helper's round trip found no acceptors to stop.
   if (startedShutdownAt.value > 0) acceptorsClosed = acceptors.stopAccepting()
   app.log.debug({ extraAcceptors: acceptors.count }, 'accepting on extra descriptors')

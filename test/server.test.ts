@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process'
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { connect } from 'node:net'
 import t, { type Test } from 'tap'
 import { register, request } from './helpers/http.js'
-import { listeningUrl, REPO_ROOT, spawnServer } from './helpers/server-process.js'
+import { listeningUrl, outputMatching, REPO_ROOT, spawnServer } from './helpers/server-process.js'
 import { SseClient } from './helpers/sse-client.js'
 
 /** The real entry point (src/server.ts) in its own process, stopped by a real signal. */
@@ -24,6 +25,37 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     const { code } = await server.exited
     t.equal(code, 0, `exit status 0 (stderr: ${server.stderr()})`)
     t.ok(Date.now() - started < 5000 + 1000, 'within SHUTDOWN_GRACE_MS plus a second')
+  })
+}
+
+/** How many of process `pid`'s descriptors refer to the socket listening on `port` (from /proc). */
+function listeningDescriptors (pid: number, port: number): number {
+  const portHex = port.toString(16).toUpperCase().padStart(4, '0')
+  // /proc/net/tcp: local address is field 1 (ADDR:PORT in hex), state field 3 (0A = LISTEN), inode field 9.
+  const listening = readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .find((fields) => fields[1]?.endsWith(`:${portHex}`) === true && fields[3] === '0A')
+  if (listening === undefined) throw new Error(`nothing listens on ${port}`)
+  const socket = `socket:[${listening[9] ?? ''}]`
+  return readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`) === socket
+    } catch {
+      return false // closed between the listing and the read
+    }
+  }).length
+}
+
+for (const descriptors of [1, 5]) {
+  t.test(`ACCEPT_DESCRIPTORS=${descriptors}: the listening socket has that many descriptors, and serves`, async (t) => {
+    const server = spawnServer({ ACCEPT_DESCRIPTORS: String(descriptors), LOG_LEVEL: 'debug' })
+    t.teardown(() => { server.child.kill('SIGKILL') })
+    const baseUrl = await listeningUrl(server)
+    const added = await outputMatching(server, /"extraAcceptors":(\d+)/)
+    t.equal(Number(added[1]), descriptors - 1, 'the server says how many it added')
+    t.equal(listeningDescriptors(server.child.pid ?? 0, Number(new URL(baseUrl).port)), descriptors, '/proc agrees')
+    const health = await request(baseUrl, '/health')
+    t.equal(health.status, 200)
   })
 }
 

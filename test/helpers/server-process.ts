@@ -9,7 +9,7 @@ const SERVICE_VARIABLES = [
   'HOST', 'PORT', 'LOG_LEVEL', 'REDIS_URL', 'MAX_SESSIONS_PER_USER', 'MAX_TICKERS_PER_SESSION',
   'SESSION_TTL_MS', 'SESSION_MAX_AGE_MS', 'SWEEP_INTERVAL_MS', 'FLUSH_INTERVAL_MS', 'HEARTBEAT_MS',
   'RETRY_MS', 'SLOW_CONSUMER_MS', 'RATE_LIMIT_MAX', 'RATE_LIMIT_WINDOW_MS', 'FEED', 'FEED_TICKERS',
-  'FEED_RATE', 'PUBLISH_TOKEN', 'JWT_SECRET', 'SHUTDOWN_GRACE_MS'
+  'FEED_RATE', 'PUBLISH_TOKEN', 'JWT_SECRET', 'SHUTDOWN_GRACE_MS', 'SHED_EVENT_LOOP_DELAY_MS', 'ACCEPT_DESCRIPTORS'
 ]
 
 export interface ServerProcess {
@@ -47,13 +47,19 @@ export function spawnServer (env: Record<string, string>, entry = 'src/server.ts
 
 /** Resolves with the base URL once the server logs that it listens. */
 export async function listeningUrl (server: ServerProcess): Promise<string> {
+  const match = await outputMatching(server, /"msg":"Server listening at (http:\/\/[^"]+)"/)
+  return match[1] ?? ''
+}
+
+/** Resolves with the first match of `pattern` in the server's output, once it is there. */
+export async function outputMatching (server: ServerProcess, pattern: RegExp): Promise<RegExpExecArray> {
   for (;;) {
-    const match = /"msg":"Server listening at (http:\/\/[^"]+)"/.exec(server.stdout())
-    if (match?.[1] !== undefined) return match[1]
+    const match = pattern.exec(server.stdout())
+    if (match !== null) return match
     const stillRunning = await Promise.race([
       once(server.child.stdout, 'data').then(() => true),
       server.exited.then(() => false)
     ])
-    if (!stillRunning) throw new Error(`server exited before listening: ${server.stderr()}`)
+    if (!stillRunning) throw new Error(`server exited before printing ${String(pattern)}: ${server.stderr()}`)
   }
 }

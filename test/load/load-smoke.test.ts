@@ -1,5 +1,7 @@
 import t from 'tap'
+import { acceptCostMarkdown, runAcceptCost } from '../../load/accept-cost.js'
 import { runChurn } from '../../load/churn.js'
+import { gcPromotionMarkdown, runGcPromotion, youngGcLines } from '../../load/gc-promotion.js'
 import { INSTRUCTION_TARGETS, runInstructions, valgrindInstalled } from '../../load/instructions.js'
 import { NCHAN_TARGET, runFanout, TICKSTREAM_TARGET } from '../../load/fanout.js'
 import { nchanInstalled } from '../../load/lib/nchan.js'
@@ -39,6 +41,7 @@ t.test('registration smoke: every target answers every request with a 201', asyn
     t.equal(result.non2xx, 0, `${result.target}: no non-2xx`)
     t.equal(result.errors, 0, `${result.target}: no errors`)
     t.equal(result.timeouts, 0, `${result.target}: no timeouts`)
+    t.ok(result.cpuMicrosPerRequest > 0, `${result.target}: the server's CPU per registration measured (${Math.round(result.cpuMicrosPerRequest)} µs)`)
   }
 })
 
@@ -76,6 +79,44 @@ for (const redisUrl of [undefined, SHARED_REDIS_URL]) {
     if (redisUrl !== undefined) t.ok(Object.values(result.pubsubNumsub ?? {}).every((count) => count === 0), 'PUBSUB NUMSUB 0 for every channel')
   })
 }
+
+t.test('accept-cost smoke: a server with and one without extra descriptors answer every new connection', async (t) => {
+  const result = await runAcceptCost({ extra: 3, concurrency: 2, seconds: 0.3, warmupSeconds: 0.1, rounds: 2 })
+  t.equal(result.rounds.length, 2)
+  for (const round of result.rounds) {
+    t.same(round.measurements.map((m) => m.descriptors), [1, 4], 'the socket alone, then with 3 more descriptors')
+    for (const m of round.measurements) {
+      t.ok(m.connections > 0, `${m.descriptors} descriptors: ${m.connections} connections answered`)
+      t.equal(m.failed, 0, `${m.descriptors} descriptors: no connection failed`)
+    }
+  }
+  t.match(acceptCostMarkdown(result, 'npm run load:accept-cost'), /\| 2 \| 4 \| \d+ \| 0 \|/, 'the report lists round 2 with 4 descriptors')
+})
+
+t.test('gc-promotion smoke: both servers serve with pretenuring on and off, and their young GCs are read', async (t) => {
+  const results = await runGcPromotion({ connections: 20, seconds: 1, warmupSeconds: 0.5 })
+  t.same(results.map((r) => [r.target, r.pretenuring]), [
+    ['bare Fastify route', true], ['bare Fastify route', false],
+    ['tickstream plugins, bare handler', true], ['tickstream plugins, bare handler', false]
+  ])
+  for (const r of results) {
+    t.ok(r.requests > 0, `${r.target}, pretenuring ${r.pretenuring}: ${r.requests} registrations`)
+    t.ok(r.scavenges > 0, `${r.target}, pretenuring ${r.pretenuring}: ${r.scavenges} young GCs read from --trace-gc-nvp`)
+    t.ok(Number.isFinite(r.promotedBytesPerRequest) && r.promotedBytesPerRequest >= 0, 'promoted bytes per request is a number')
+  }
+  t.match(gcPromotionMarkdown(results, 'npm run load:gc-promotion'), /\| tickstream plugins, bare handler \| off \|/)
+})
+
+t.test('youngGcLines reads the young GCs of a --trace-gc-nvp trace and nothing else', async (t) => {
+  const trace = [
+    'pause=1.5 mutator=10.0 gc=s reduce_memory=0 promoted=2048 semi_space_copied=100',
+    'pause=9.0 mutator=50.0 gc=mc reduce_memory=0 promoted=999999',
+    'some other output',
+    'pause=0.5 mutator=3.0 gc=s reduce_memory=0 promoted=0'
+  ].join('\n')
+  const lines = youngGcLines(trace)
+  t.same(lines.map((line) => [line.get('pause'), line.get('promoted')]), [['1.5', '2048'], ['0.5', '0']])
+})
 
 t.test('instruction-count smoke: tickstream serves its registrations under callgrind and is counted', async (t) => {
   if (!valgrindInstalled()) {

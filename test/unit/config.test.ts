@@ -32,7 +32,9 @@ const NUMERIC: NumericVariable[] = [
   { name: 'RATE_LIMIT_MAX', key: 'rateLimitMax', fallback: 300, minimum: 0 },
   { name: 'RATE_LIMIT_WINDOW_MS', key: 'rateLimitWindowMs', fallback: 60_000, minimum: 1 },
   { name: 'FEED_RATE', key: 'feedRate', fallback: 50, minimum: 1 },
-  { name: 'SHUTDOWN_GRACE_MS', key: 'shutdownGraceMs', fallback: 10_000, minimum: 1 }
+  { name: 'SHUTDOWN_GRACE_MS', key: 'shutdownGraceMs', fallback: 10_000, minimum: 1 },
+  // Beyond the contract, with the same rules.
+  { name: 'ACCEPT_DESCRIPTORS', key: 'acceptDescriptors', fallback: 64, minimum: 1 }
 ]
 
 const CONTRACT_DEFAULT_TICKERS = [
@@ -117,6 +119,11 @@ t.test('numeric variables', async (t) => {
       }
     })
   }
+})
+
+t.test('ACCEPT_DESCRIPTORS is at most 256: each descriptor is woken for every new connection', async (t) => {
+  t.equal(loadConfig({ ACCEPT_DESCRIPTORS: '256' }).acceptDescriptors, 256)
+  assertRejects(t, { ACCEPT_DESCRIPTORS: '257' }, 'ACCEPT_DESCRIPTORS')
 })
 
 t.test('a non-numeric setting with a bad value is refused, naming the variable', async (t) => {

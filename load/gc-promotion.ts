@@ -1,0 +1,144 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import path from 'node:path'
+import autocannon from 'autocannon'
+import { freePort, REPO_ROOT, waitUntilServing } from './lib/process.js'
+import { markdownTable, parseArgs, runAsScript, writeReport } from './lib/report.js'
+
+/**
+ * `npm run load:gc-promotion`: how much of each registration the young-generation GC copies
+ * into the old generation, for the registration run's bare route and for the whole tickstream
+ * app around the same handler (its logger, hooks and plugins), each with V8's allocation-site
+ * pretenuring on (V8's default, `KEEP_V8_PRETENURING=1`) and off (what src/gc-tuning.ts sets,
+ * and what the load servers set otherwise). See BENCHMARKS.md, "Pretenuring".
+ *
+ * Each server runs in its own process with `--trace-gc-nvp`; after a warm-up, `--connections`
+ * connections register for `--seconds`, and the young GCs (scavenges) of that window are
+ * summed: their count, their pause time, the bytes they promoted. Throughput is shown but is
+ * the noisy figure; bytes promoted per request are not.
+ *
+ *   --connections N (1500)  --seconds S (6)  --warmup S (3)
+ */
+
+export interface GcPromotionTarget {
+  name: string
+  /** Built server, relative to the repository root. */
+  script: string
+  path: string
+}
+
+export const GC_PROMOTION_TARGETS: GcPromotionTarget[] = [
+  { name: 'bare Fastify route', script: 'dist/load/baseline-server.js', path: '/sessions' },
+  { name: 'tickstream plugins, bare handler', script: 'dist/load/breakdown-server.js', path: '/sessions-bare' }
+]
+
+export interface GcPromotionOptions {
+  connections: number
+  seconds: number
+  warmupSeconds: number
+}
+
+export interface GcPromotionResult {
+  target: string
+  pretenuring: boolean
+  requests: number
+  requestsPerSecond: number
+  scavenges: number
+  scavengeMillisPer1000Requests: number
+  promotedBytesPerRequest: number
+}
+
+export async function runGcPromotion (options: GcPromotionOptions, targets: GcPromotionTarget[] = GC_PROMOTION_TARGETS): Promise<GcPromotionResult[]> {
+  const results: GcPromotionResult[] = []
+  for (const target of targets) {
+    for (const pretenuring of [true, false]) results.push(await measure(target, pretenuring, options))
+  }
+  return results
+}
+
+async function measure (target: GcPromotionTarget, pretenuring: boolean, options: GcPromotionOptions): Promise<GcPromotionResult> {
+  const port = await freePort()
+  const child = spawn(process.execPath, ['--trace-gc-nvp', path.join(REPO_ROOT, target.script)], {
+    cwd: REPO_ROOT,
+    // As the registration run starts them: rate limit and load shedding off, logs at warn.
+    env: { ...process.env, NODE_OPTIONS: '', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', FEED: 'none', RATE_LIMIT_MAX: '0', SHED_EVENT_LOOP_DELAY_MS: '0', KEEP_V8_PRETENURING: pretenuring ? '1' : '0' },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  let trace = ''
+  child.stdout.setEncoding('utf8')
+  child.stdout.on('data', (chunk: string) => { trace += chunk })
+  try {
+    const url = `http://127.0.0.1:${port}`
+    await waitUntilServing(`${url}/health`, child)
+    await register(`${url}${target.path}`, options.connections, options.warmupSeconds)
+    trace = ''
+    const result = await register(`${url}${target.path}`, options.connections, options.seconds)
+    const scavenges = youngGcLines(trace)
+    const requests = result.requests.total
+    return {
+      target: target.name,
+      pretenuring,
+      requests,
+      requestsPerSecond: result.requests.average,
+      scavenges: scavenges.length,
+      scavengeMillisPer1000Requests: (sum(scavenges, 'pause') / Math.max(1, requests)) * 1000,
+      promotedBytesPerRequest: sum(scavenges, 'promoted') / Math.max(1, requests)
+    }
+  } finally {
+    const exited = once(child, 'exit')
+    child.kill('SIGTERM')
+    await exited
+  }
+}
+
+async function register (url: string, connections: number, seconds: number): Promise<autocannon.Result> {
+  let user = 0
+  return await autocannon({
+    url,
+    method: 'POST',
+    connections,
+    duration: seconds,
+    headers: { 'content-type': 'application/json' },
+    requests: [{ setupRequest: (request) => ({ ...request, body: JSON.stringify({ userId: `user-${user++ % connections}`, tickers: ['AAPL', 'MSFT', 'NVDA'] }) }) }]
+  })
+}
+
+/** `--trace-gc-nvp` lines of young GCs (`gc=s`), as name → value. */
+export function youngGcLines (trace: string): Array<Map<string, string>> {
+  return trace.split('\n')
+    .filter((line) => /\bgc=s\b/.test(line))
+    .map((line) => new Map(line.trim().split(/\s+/).map((pair) => pair.split('=') as [string, string])))
+}
+
+function sum (lines: Array<Map<string, string>>, field: string): number {
+  return lines.reduce((total, line) => total + Number(line.get(field) ?? 0), 0)
+}
+
+export function gcPromotionMarkdown (results: GcPromotionResult[], command: string): string {
+  const rows = results.map((r) => [r.target, r.pretenuring ? 'on (V8 default)' : 'off', r.requestsPerSecond, r.scavenges, r.scavengeMillisPer1000Requests, r.promotedBytesPerRequest])
+  return [
+    '# GC promotion per registration',
+    '',
+    `\`${command}\``,
+    '',
+    markdownTable(['target', 'pretenuring', 'req/s', 'young GCs', 'young-GC ms / 1000 req', 'promoted bytes / req'], rows),
+    ''
+  ].join('\n')
+}
+
+async function main (): Promise<void> {
+  const args = parseArgs(process.argv.slice(2))
+  const options: GcPromotionOptions = {
+    connections: Number(args.get('connections') ?? 1500),
+    seconds: Number(args.get('seconds') ?? 6),
+    warmupSeconds: Number(args.get('warmup') ?? 3)
+  }
+  const results = await runGcPromotion(options)
+  const argv = process.argv.slice(2)
+  const command = argv.length === 0 ? 'npm run load:gc-promotion' : `npm run load:gc-promotion -- ${argv.join(' ')}`
+  const markdown = gcPromotionMarkdown(results, command)
+  const written = writeReport('gc-promotion', { options, results }, markdown, [])
+  process.stdout.write(`${markdown}\nwritten: ${written.json}, ${written.markdown}\n`)
+}
+
+runAsScript(import.meta.filename, main)
