@@ -1,5 +1,5 @@
 import http from 'node:http'
-import { addExtraAcceptors } from '../src/extra-acceptors.js'
+import { addExtraAcceptors, LISTEN_BACKLOG } from '../src/extra-acceptors.js'
 import { silentLogger } from '../src/logger.js'
 
 /**
@@ -19,8 +19,8 @@ export interface AcceptServerListening {
 async function main (): Promise<void> {
   const extra = Number(process.argv[2] ?? '0')
   const server = http.createServer((_req, res) => { res.end('ok') })
-  await new Promise<void>((resolve) => server.listen({ host: '127.0.0.1', port: 0, backlog: 4096 }, resolve))
-  const acceptors = await addExtraAcceptors(server, { count: extra, backlog: 4096, logger: silentLogger })
+  await new Promise<void>((resolve) => server.listen({ host: '127.0.0.1', port: 0, backlog: LISTEN_BACKLOG }, resolve))
+  const acceptors = await addExtraAcceptors(server, { count: extra, backlog: LISTEN_BACKLOG, logger: silentLogger })
   const address = server.address()
   if (address === null || typeof address === 'string') throw new Error('no TCP address')
   const listening: AcceptServerListening = { port: address.port, extraAcceptors: acceptors.count }

@@ -158,6 +158,22 @@ async function runProfileOnce (url: string, steps: Step[], nextUser: () => strin
   }))
 }
 
+/** The step that `at` (seconds into the profile) falls in, by binary search; -1 outside the profile. */
+export function stepIndexAt (steps: readonly Step[], at: number): number {
+  let low = 0
+  let high = steps.length - 1
+  while (low <= high) {
+    const middle = (low + high) >> 1
+    const step = steps[middle]
+    /* c8 ignore next -- middle is always within bounds */
+    if (step === undefined) return -1
+    if (at < step.startsAt) high = middle - 1
+    else if (at >= step.startsAt + step.seconds) low = middle + 1
+    else return middle
+  }
+  return -1
+}
+
 /** Totals, percentiles and per-step figures over every round of one target. */
 function summarize (result: TargetResult, answers: Answer[], steps: Step[], rounds: number, cpuMicros: number): TargetResult {
   const lastStep = steps[steps.length - 1]
@@ -169,10 +185,16 @@ function summarize (result: TargetResult, answers: Answer[], steps: Step[], roun
   result.p99 = percentile(latencies, 99)
   result.max = latencies.at(-1) ?? 0
   result.cpuMicrosPerRequest = cpuMicros / Math.max(1, result.requests)
-  for (const step of steps) {
-    const inStep = answers.filter((answer) => answer.at >= step.startsAt && answer.at < step.startsAt + step.seconds).map((answer) => answer.latency).sort((a, b) => a - b)
-    result.steps.push({ at: step.startsAt, connections: step.connections, p99: percentile(inStep, 99), throughput: inStep.length / (step.seconds * rounds) })
+  // Each answer into its step's bucket in one pass (steps are in time order, back to back).
+  const latenciesByStep: number[][] = steps.map(() => [])
+  for (const answer of answers) {
+    const index = stepIndexAt(steps, answer.at)
+    if (index !== -1) latenciesByStep[index]?.push(answer.latency)
   }
+  steps.forEach((step, index) => {
+    const inStep = (latenciesByStep[index] ?? []).sort((a, b) => a - b)
+    result.steps.push({ at: step.startsAt, connections: step.connections, p99: percentile(inStep, 99), throughput: inStep.length / (step.seconds * rounds) })
+  })
   return result
 }
 

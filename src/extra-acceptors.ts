@@ -36,6 +36,13 @@ import type { Logger } from './logger.js'
 export const EXTRA_ACCEPTORS = 63
 
 /**
+ * The accept backlog of the listening socket and of each copy (capped by the kernel's
+ * net.core.somaxconn, 4096 here). A connection burst (1500 clients at once in the registration
+ * load run) overflows Node's default of 511; dropped SYNs come back only after 1 s and 3 s retries.
+ */
+export const LISTEN_BACKLOG = 4096
+
+/**
  * Most descriptors `ACCEPT_DESCRIPTORS` may ask for, the server's own included: each one is
  * woken for every new connection (BENCHMARKS.md, "What the extra descriptors cost").
  */

@@ -2,11 +2,8 @@ import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
 import tickstreamApp, { serverOptions } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
-import { addExtraAcceptors, type ExtraAcceptors } from './extra-acceptors.js'
+import { addExtraAcceptors, LISTEN_BACKLOG, type ExtraAcceptors } from './extra-acceptors.js'
 import { disableAllocationSitePretenuring } from './gc-tuning.js'
-
-/** Capped by the kernel's net.core.somaxconn (4096 here). */
-const LISTEN_BACKLOG = 4096
 
 /** Time kept back from SHUTDOWN_GRACE_MS for closing the server after the drain. */
 const CLOSE_MARGIN_MS = 250
@@ -72,8 +69,6 @@ async function main (): Promise<void> {
   }
 
   if (config.publishToken === undefined) app.log.info('POST /prices disabled (PUBLISH_TOKEN unset)')
-  // A connection burst (1500 clients at once in the registration load run) overflows Node's
-  // default accept backlog of 511; dropped SYNs come back only after 1 s and 3 s retries.
   await app.listen({ host: config.host, port: config.port, backlog: LISTEN_BACKLOG })
   acceptors = await addExtraAcceptors(app.server, { count: config.acceptDescriptors - 1, backlog: LISTEN_BACKLOG, logger: app.log })
   // A shutdown that began during the helper's round trip found no acceptors to stop.

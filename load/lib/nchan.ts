@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { delay, freePort, type Server } from './process.js'
+import { LISTEN_BACKLOG } from '../../src/extra-acceptors.js'
 
 const NGINX = '/usr/sbin/nginx'
 const NCHAN_MODULE = '/usr/lib/nginx/modules/ngx_nchan_module.so'
@@ -52,7 +53,7 @@ http {
   scgi_temp_path ${dir}/scgi;
   nchan_shared_memory_size 256m;
   server {
-    listen 127.0.0.1:${port} backlog=4096;
+    listen 127.0.0.1:${port} backlog=${LISTEN_BACKLOG};
     location = /health { return 200 'ok'; }
     location ~ ^/sub/(.+)$ {
       nchan_subscriber eventsource;

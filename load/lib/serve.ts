@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { addExtraAcceptors, EXTRA_ACCEPTORS } from '../../src/extra-acceptors.js'
+import { addExtraAcceptors, EXTRA_ACCEPTORS, LISTEN_BACKLOG } from '../../src/extra-acceptors.js'
 import type { Logger } from '../../src/logger.js'
 
 /**
@@ -9,8 +9,8 @@ import type { Logger } from '../../src/logger.js'
  * (how the load runs stop them), so that a `--cpu-prof` profile gets written.
  */
 export async function serveUntilSigterm (app: FastifyInstance, address: { host: string, port: number }, logger: Logger): Promise<void> {
-  await app.listen({ ...address, backlog: 4096 })
-  const acceptors = await addExtraAcceptors(app.server, { count: EXTRA_ACCEPTORS, backlog: 4096, logger })
+  await app.listen({ ...address, backlog: LISTEN_BACKLOG })
+  const acceptors = await addExtraAcceptors(app.server, { count: EXTRA_ACCEPTORS, backlog: LISTEN_BACKLOG, logger })
   process.once('SIGTERM', () => {
     void acceptors.stopAccepting()
     void app.close().then(() => process.exit(0))

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { formatNumber, markdownTable, parseArgs, svgCharts } from '../../load/lib/report.js'
-import { layersOf, stagedProfile, stepsOf } from '../../load/registration.js'
+import { layersOf, stagedProfile, stepIndexAt, stepsOf } from '../../load/registration.js'
 
 t.test('the staged profile compresses by --scale into steps that follow the ramps', async (t) => {
   const stages = stagedProfile(100, 150)
@@ -56,4 +56,18 @@ t.test('charts are standalone SVG with one panel per chart and a line per series
   t.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" width="760" height="440"/)
   t.equal((svg.match(/<path /g) ?? []).length, 3, 'three lines')
   t.match(svg, /p99 &lt;staleness&gt;/, 'titles are escaped')
+})
+
+t.test('stepIndexAt finds the step an answer falls in, and none outside the profile', async (t) => {
+  const steps = stepsOf(stagedProfile(100, 150), 0.1)
+  const last = steps.length - 1
+  const end = (steps[last]?.startsAt ?? 0) + (steps[last]?.seconds ?? 0)
+  t.equal(stepIndexAt(steps, 0), 0, 'the first instant is the first step')
+  steps.forEach((step, index) => {
+    t.equal(stepIndexAt(steps, step.startsAt), index, `step ${index} starts in itself`)
+    t.equal(stepIndexAt(steps, step.startsAt + step.seconds / 2), index, `the middle of step ${index}`)
+  })
+  t.equal(stepIndexAt(steps, end), -1, 'the end of the profile is past it')
+  t.equal(stepIndexAt(steps, -0.5), -1, 'before the start')
+  t.equal(stepIndexAt([], 1), -1, 'no steps')
 })
