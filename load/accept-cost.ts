@@ -1,10 +1,11 @@
-import { fork, type ChildProcess } from 'node:child_process'
+import { fork } from 'node:child_process'
 import { once } from 'node:events'
 import net from 'node:net'
 import path from 'node:path'
+import { DEFAULT_ACCEPT_DESCRIPTORS } from '../src/config.js'
 import type { AcceptServerListening } from './accept-server.js'
-import { REPO_ROOT, sampleProcess } from './lib/process.js'
-import { markdownTable, parseArgs, runAsScript, writeReport } from './lib/report.js'
+import { percentile, REPO_ROOT, sampleProcess } from './lib/process.js'
+import { markdownTable, npmRunCommand, parseArgs, runAsScript, writeReport } from './lib/report.js'
 
 /**
  * `npm run load:accept-cost`: what the extra accept descriptors (src/extra-acceptors.ts) cost
@@ -18,7 +19,7 @@ import { markdownTable, parseArgs, runAsScript, writeReport } from './lib/report
  * (one request each, `Connection: close`) from `--concurrency` loops. Reported: the server's
  * CPU time (from /proc) per connection, and its ratio between the two.
  *
- *   --extra N (63)  --concurrency C (4)  --seconds S (3)  --warmup S (1)  --rounds R (3)
+ *   --extra N (63: ACCEPT_DESCRIPTORS' default less the server's own)  --concurrency C (4)  --seconds S (3)  --warmup S (1)  --rounds R (3)
  */
 
 export interface AcceptCostOptions {
@@ -64,12 +65,18 @@ export async function runAcceptCost (options: AcceptCostOptions): Promise<Accept
     rounds.push({ measurements: [single, multiple], cpuRatio: multiple.cpuMicrosPerConnection / single.cpuMicrosPerConnection })
   }
   const ratios = rounds.map((round) => round.cpuRatio).sort((a, b) => a - b)
-  return { options, rounds, medianCpuRatio: ratios[Math.floor(ratios.length / 2)] ?? Number.NaN }
+  return { options, rounds, medianCpuRatio: percentile(ratios, 50) }
 }
 
 async function measure (extra: number, options: AcceptCostOptions): Promise<AcceptCostMeasurement> {
-  const { child, listening } = await startAcceptServer(extra)
+  // Without NODE_OPTIONS: a loader or coverage hooks of the caller's would be measured too.
+  const child = fork(path.join(REPO_ROOT, 'dist/load/accept-server.js'), [String(extra)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [], env: { ...process.env, NODE_OPTIONS: '' } })
+  const exited = once(child, 'exit')
   try {
+    const listening = await Promise.race([
+      once(child, 'message').then(([message]) => message as AcceptServerListening),
+      exited.then(() => { throw new Error(`accept server (${extra} extra descriptors) exited before listening`) })
+    ])
     await openConnections(listening.port, options.concurrency, options.warmupSeconds * 1000)
     const before = sampleProcess(child.pid ?? 0)
     const startedAt = performance.now()
@@ -84,16 +91,10 @@ async function measure (extra: number, options: AcceptCostOptions): Promise<Acce
       cpuMicrosPerConnection: cpuMicros / Math.max(1, answered)
     }
   } finally {
-    const exited = once(child, 'exit')
-    child.disconnect()
+    // It leaves when its IPC channel closes; one that already died has nothing to close.
+    if (child.connected) child.disconnect()
     await exited
   }
-}
-
-async function startAcceptServer (extra: number): Promise<{ child: ChildProcess, listening: AcceptServerListening }> {
-  const child = fork(path.join(REPO_ROOT, 'dist/load/accept-server.js'), [String(extra)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] })
-  const [listening] = await once(child, 'message') as [AcceptServerListening]
-  return { child, listening }
 }
 
 /** `concurrency` loops, each opening one connection after another until `durationMs` is over. */
@@ -143,15 +144,14 @@ export function acceptCostMarkdown (result: AcceptCostResult, command: string): 
 async function main (): Promise<void> {
   const args = parseArgs(process.argv.slice(2))
   const options: AcceptCostOptions = {
-    extra: Number(args.get('extra') ?? 63),
+    extra: Number(args.get('extra') ?? DEFAULT_ACCEPT_DESCRIPTORS - 1),
     concurrency: Number(args.get('concurrency') ?? 4),
     seconds: Number(args.get('seconds') ?? 3),
     warmupSeconds: Number(args.get('warmup') ?? 1),
     rounds: Number(args.get('rounds') ?? 3)
   }
   const result = await runAcceptCost(options)
-  const argv = process.argv.slice(2)
-  const command = argv.length === 0 ? 'npm run load:accept-cost' : `npm run load:accept-cost -- ${argv.join(' ')}`
+  const command = npmRunCommand('load:accept-cost', process.argv.slice(2))
   const markdown = acceptCostMarkdown(result, command)
   const written = writeReport('accept-cost', result, markdown, [])
   process.stdout.write(`${markdown}\nwritten: ${written.json}, ${written.markdown}\n`)

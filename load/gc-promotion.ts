@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import path from 'node:path'
 import autocannon from 'autocannon'
 import { freePort, REPO_ROOT, waitUntilServing } from './lib/process.js'
-import { markdownTable, parseArgs, runAsScript, writeReport } from './lib/report.js'
+import { markdownTable, npmRunCommand, parseArgs, runAsScript, writeReport } from './lib/report.js'
 
 /**
  * `npm run load:gc-promotion`: how much of each registration the young-generation GC copies
@@ -64,6 +64,7 @@ async function measure (target: GcPromotionTarget, pretenuring: boolean, options
     env: { ...process.env, NODE_OPTIONS: '', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', FEED: 'none', RATE_LIMIT_MAX: '0', SHED_EVENT_LOOP_DELAY_MS: '0', KEEP_V8_PRETENURING: pretenuring ? '1' : '0' },
     stdio: ['ignore', 'pipe', 'inherit']
   })
+  const exited = once(child, 'exit')
   let trace = ''
   child.stdout.setEncoding('utf8')
   child.stdout.on('data', (chunk: string) => { trace += chunk })
@@ -71,9 +72,9 @@ async function measure (target: GcPromotionTarget, pretenuring: boolean, options
     const url = `http://127.0.0.1:${port}`
     await waitUntilServing(`${url}/health`, child)
     await register(`${url}${target.path}`, options.connections, options.warmupSeconds)
-    trace = ''
+    const windowStart = trace.length
     const result = await register(`${url}${target.path}`, options.connections, options.seconds)
-    const scavenges = youngGcLines(trace)
+    const scavenges = youngGcLines(trace.slice(startOfNextLine(trace, windowStart)))
     const requests = result.requests.total
     return {
       target: target.name,
@@ -85,8 +86,8 @@ async function measure (target: GcPromotionTarget, pretenuring: boolean, options
       promotedBytesPerRequest: sum(scavenges, 'promoted') / Math.max(1, requests)
     }
   } finally {
-    const exited = once(child, 'exit')
-    child.kill('SIGTERM')
+    // A server that died (and made waitUntilServing throw) has already exited.
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
     await exited
   }
 }
@@ -101,6 +102,16 @@ async function register (url: string, connections: number, seconds: number): Pro
     headers: { 'content-type': 'application/json' },
     requests: [{ setupRequest: (request) => ({ ...request, body: JSON.stringify({ userId: `user-${user++ % connections}`, tickers: ['AAPL', 'MSFT', 'NVDA'] }) }) }]
   })
+}
+
+/**
+ * Where the window's whole lines begin: at `offset` if a line begins there, otherwise after
+ * the line that was being written at that moment (its start belongs to the warm-up).
+ */
+export function startOfNextLine (text: string, offset: number): number {
+  if (offset === 0 || text[offset - 1] === '\n') return offset
+  const newline = text.indexOf('\n', offset)
+  return newline === -1 ? text.length : newline + 1
 }
 
 /** `--trace-gc-nvp` lines of young GCs (`gc=s`), as name → value. */
@@ -134,8 +145,7 @@ async function main (): Promise<void> {
     warmupSeconds: Number(args.get('warmup') ?? 3)
   }
   const results = await runGcPromotion(options)
-  const argv = process.argv.slice(2)
-  const command = argv.length === 0 ? 'npm run load:gc-promotion' : `npm run load:gc-promotion -- ${argv.join(' ')}`
+  const command = npmRunCommand('load:gc-promotion', process.argv.slice(2))
   const markdown = gcPromotionMarkdown(results, command)
   const written = writeReport('gc-promotion', { options, results }, markdown, [])
   process.stdout.write(`${markdown}\nwritten: ${written.json}, ${written.markdown}\n`)

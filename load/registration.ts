@@ -67,7 +67,8 @@ export interface TargetResult {
   /**
    * The server's CPU time (user + system, from /proc) over its runs of the profile, per 2xx.
    * Throughput depends on how the two cores are shared with the generator; this is what the
-   * server itself spent on each registration.
+   * server itself spent on each registration. With load shedding on, the work of the 503s it
+   * answered is in it too (`--shed-ms 0` leaves none).
    */
   cpuMicrosPerRequest: number
   steps: Array<{ at: number, connections: number, p99: number, throughput: number }>

@@ -1,4 +1,3 @@
-import { EXTRA_ACCEPTORS, MAX_ACCEPT_DESCRIPTORS } from './extra-acceptors.js'
 import { normalizeTicker } from './price.js'
 
 /**
@@ -41,6 +40,18 @@ export interface Config {
 }
 
 export type FeedMode = 'simulated' | 'none'
+
+/**
+ * Descriptors of the listening socket, the server's own included (src/extra-acceptors.ts).
+ * With 64, a burst of 1500 connections on a busy server is accepted within a few seconds
+ * instead of 20 or more. The price: every descriptor is woken for each new connection, and on
+ * a server that is not busy all but one of their accept() calls fail, which made a new
+ * connection with one tiny request cost 1.6-1.9x the CPU (`npm run load:accept-cost`, about
+ * 60 us more); on a busy server each wake-up accepts a waiting connection instead.
+ */
+export const DEFAULT_ACCEPT_DESCRIPTORS = 64
+/** Each descriptor is woken for every new connection: past this, the wake-ups cost more than they bring. */
+export const MAX_ACCEPT_DESCRIPTORS = 256
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
@@ -155,6 +166,6 @@ export function loadConfig (env: Env = process.env): Config {
     // The process-level deadline adds a margin on top, which must still fit a timer.
     shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000, 1, MAX_TIMER_MS - 1000),
     shedEventLoopDelayMs: integer(env, 'SHED_EVENT_LOOP_DELAY_MS', 1000, 0, MAX_TIMER_MS),
-    acceptDescriptors: integer(env, 'ACCEPT_DESCRIPTORS', 1 + EXTRA_ACCEPTORS, 1, MAX_ACCEPT_DESCRIPTORS)
+    acceptDescriptors: integer(env, 'ACCEPT_DESCRIPTORS', DEFAULT_ACCEPT_DESCRIPTORS, 1, MAX_ACCEPT_DESCRIPTORS)
   }
 }

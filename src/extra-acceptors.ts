@@ -24,29 +24,11 @@ import type { Logger } from './logger.js'
  */
 
 /**
- * Descriptors for a listening socket besides the server's own (the default of
- * `ACCEPT_DESCRIPTORS`, which counts the server's own too). With 64 in all, a burst of 1500
- * connections on a busy server is accepted within a few seconds instead of 20 or more. The
- * price: every descriptor is woken for each new connection, and on a server that is not busy
- * all but one of their accept() calls fail. That made a new connection with one tiny request
- * cost 1.6-1.9x the CPU (`npm run load:accept-cost`: about 60 us more per connection); on a
- * busy server each wake-up accepts a waiting connection instead. Only the server's own
- * listener is covered: a HOST that resolves to several addresses gets no copies for the others.
- */
-export const EXTRA_ACCEPTORS = 63
-
-/**
  * The accept backlog of the listening socket and of each copy (capped by the kernel's
  * net.core.somaxconn, 4096 here). A connection burst (1500 clients at once in the registration
  * load run) overflows Node's default of 511; dropped SYNs come back only after 1 s and 3 s retries.
  */
 export const LISTEN_BACKLOG = 4096
-
-/**
- * Most descriptors `ACCEPT_DESCRIPTORS` may ask for, the server's own included: each one is
- * woken for every new connection (BENCHMARKS.md, "What the extra descriptors cost").
- */
-export const MAX_ACCEPT_DESCRIPTORS = 256
 
 /** The helper: returns every handle it is sent, closes its copy, leaves after the last. */
 const ECHO_HANDLES = `process.on('message', (message, handle) => {
@@ -113,6 +95,8 @@ function socketOptionsOf (server: net.Server): net.ServerOpts {
 /**
  * Adds `count` descriptors to `server`'s listening socket. Never fails the caller: if the
  * helper cannot run, the server keeps its own descriptor and a warning says why.
+ * Only that one socket is covered: a HOST that resolves to several addresses gets no copies
+ * for the others. How many, and what they cost: `DEFAULT_ACCEPT_DESCRIPTORS` in config.ts.
  *
  * Node counts a connection on the `net.Server` that accepted it: the HTTP server's
  * `getConnections()` and `maxConnections` see only its own descriptor's. The HTTP server's

@@ -1,25 +1,15 @@
-import { readdirSync, readlinkSync } from 'node:fs'
+import { readlinkSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import { addExtraAcceptors } from '../src/extra-acceptors.js'
 import { silentLogger } from '../src/logger.js'
+import { descriptorsFor } from './helpers/descriptors.js'
 
 /** The listening socket of `server`, as /proc names it (`socket:[inode]`). */
 function socketOf (server: http.Server): string {
   const fd = (server as unknown as { _handle: { fd: number } })._handle.fd
   return readlinkSync(`/proc/self/fd/${fd}`)
-}
-
-/** How many of this process's descriptors refer to `socket`. */
-function descriptorsFor (socket: string): number {
-  return readdirSync('/proc/self/fd').filter((entry) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${entry}`) === socket
-    } catch {
-      return false // closed between the listing and the read
-    }
-  }).length
 }
 
 /** How many of this process's descriptors refer to `server`'s listening socket. */

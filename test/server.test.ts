@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process'
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import t, { type Test } from 'tap'
+import { descriptorsFor } from './helpers/descriptors.js'
 import { register, request } from './helpers/http.js'
 import { listeningUrl, outputMatching, REPO_ROOT, spawnServer } from './helpers/server-process.js'
 import { SseClient } from './helpers/sse-client.js'
@@ -36,14 +37,7 @@ function listeningDescriptors (pid: number, port: number): number {
     .map((line) => line.trim().split(/\s+/))
     .find((fields) => fields[1]?.endsWith(`:${portHex}`) === true && fields[3] === '0A')
   if (listening === undefined) throw new Error(`nothing listens on ${port}`)
-  const socket = `socket:[${listening[9] ?? ''}]`
-  return readdirSync(`/proc/${pid}/fd`).filter((fd) => {
-    try {
-      return readlinkSync(`/proc/${pid}/fd/${fd}`) === socket
-    } catch {
-      return false // closed between the listing and the read
-    }
-  }).length
+  return descriptorsFor(`socket:[${listening[9] ?? ''}]`, pid)
 }
 
 for (const descriptors of [1, 5]) {

@@ -105,6 +105,11 @@ export function parseArgs (argv: string[]): Map<string, string> {
   return args
 }
 
+/** The command that ran a load script, for its report: `npm run <script> -- <arguments>`. */
+export function npmRunCommand (script: string, argv: readonly string[]): string {
+  return argv.length === 0 ? `npm run ${script}` : `npm run ${script} -- ${argv.join(' ')}`
+}
+
 /**
  * Runs a load script's `main` when `file` (its `import.meta.filename`) is the script Node was
  * started with, not when a test imports it; a failure prints its stack and exits 1.

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
-import { addExtraAcceptors, EXTRA_ACCEPTORS, LISTEN_BACKLOG } from '../../src/extra-acceptors.js'
+import { loadConfig } from '../../src/config.js'
+import { addExtraAcceptors, LISTEN_BACKLOG } from '../../src/extra-acceptors.js'
 import type { Logger } from '../../src/logger.js'
 
 /**
@@ -10,7 +11,9 @@ import type { Logger } from '../../src/logger.js'
  */
 export async function serveUntilSigterm (app: FastifyInstance, address: { host: string, port: number }, logger: Logger): Promise<void> {
   await app.listen({ ...address, backlog: LISTEN_BACKLOG })
-  const acceptors = await addExtraAcceptors(app.server, { count: EXTRA_ACCEPTORS, backlog: LISTEN_BACKLOG, logger })
+  // ACCEPT_DESCRIPTORS as tickstream reads it: a run that sets it sets it for every target.
+  const count = loadConfig(process.env).acceptDescriptors - 1
+  const acceptors = await addExtraAcceptors(app.server, { count, backlog: LISTEN_BACKLOG, logger })
   process.once('SIGTERM', () => {
     void acceptors.stopAccepting()
     void app.close().then(() => process.exit(0))

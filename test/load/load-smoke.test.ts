@@ -1,7 +1,7 @@
 import t from 'tap'
 import { acceptCostMarkdown, runAcceptCost } from '../../load/accept-cost.js'
 import { runChurn } from '../../load/churn.js'
-import { gcPromotionMarkdown, runGcPromotion, youngGcLines } from '../../load/gc-promotion.js'
+import { gcPromotionMarkdown, runGcPromotion, startOfNextLine, youngGcLines } from '../../load/gc-promotion.js'
 import { INSTRUCTION_TARGETS, runInstructions, valgrindInstalled } from '../../load/instructions.js'
 import { NCHAN_TARGET, runFanout, TICKSTREAM_TARGET } from '../../load/fanout.js'
 import { nchanInstalled } from '../../load/lib/nchan.js'
@@ -116,6 +116,14 @@ t.test('youngGcLines reads the young GCs of a --trace-gc-nvp trace and nothing e
   ].join('\n')
   const lines = youngGcLines(trace)
   t.same(lines.map((line) => [line.get('pause'), line.get('promoted')]), [['1.5', '2048'], ['0.5', '0']])
+})
+
+t.test('startOfNextLine: the measured window starts with a whole line', async (t) => {
+  const text = 'first line\nsecond line\nthird'
+  t.equal(startOfNextLine(text, 0), 0, 'the very start')
+  t.equal(startOfNextLine(text, 11), 11, 'a line begins exactly there')
+  t.equal(startOfNextLine(text, 3), 11, 'within a line: after its end')
+  t.equal(startOfNextLine(text, 25), text.length, 'within the last, unfinished line: nothing')
 })
 
 t.test('instruction-count smoke: tickstream serves its registrations under callgrind and is counted', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { formatNumber, markdownTable, parseArgs, svgCharts } from '../../load/lib/report.js'
+import { formatNumber, markdownTable, npmRunCommand, parseArgs, svgCharts } from '../../load/lib/report.js'
 import { layersOf, stagedProfile, stepIndexAt, stepsOf } from '../../load/registration.js'
 
 t.test('the staged profile compresses by --scale into steps that follow the ramps', async (t) => {
@@ -70,4 +70,9 @@ t.test('stepIndexAt finds the step an answer falls in, and none outside the prof
   t.equal(stepIndexAt(steps, end), -1, 'the end of the profile is past it')
   t.equal(stepIndexAt(steps, -0.5), -1, 'before the start')
   t.equal(stepIndexAt([], 1), -1, 'no steps')
+})
+
+t.test('npmRunCommand names the script and, after --, its arguments', async (t) => {
+  t.equal(npmRunCommand('load:accept-cost', []), 'npm run load:accept-cost')
+  t.equal(npmRunCommand('load:gc-promotion', ['--seconds', '3']), 'npm run load:gc-promotion -- --seconds 3')
 })
