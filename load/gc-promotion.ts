@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import path from 'node:path'
 import autocannon from 'autocannon'
-import { freePort, REPO_ROOT, waitUntilServing } from './lib/process.js'
+import { REPO_ROOT, startNodeServer } from './lib/process.js'
+import { registrationBody } from './registration.js'
 import { markdownTable, npmRunCommand, parseArgs, runAsScript, writeReport } from './lib/report.js'
 
 /**
@@ -57,23 +56,15 @@ export async function runGcPromotion (options: GcPromotionOptions, targets: GcPr
 }
 
 async function measure (target: GcPromotionTarget, pretenuring: boolean, options: GcPromotionOptions): Promise<GcPromotionResult> {
-  const port = await freePort()
-  const child = spawn(process.execPath, ['--trace-gc-nvp', path.join(REPO_ROOT, target.script)], {
-    cwd: REPO_ROOT,
-    // As the registration run starts them: rate limit and load shedding off, logs at warn.
-    env: { ...process.env, NODE_OPTIONS: '', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', FEED: 'none', RATE_LIMIT_MAX: '0', SHED_EVENT_LOOP_DELAY_MS: '0', KEEP_V8_PRETENURING: pretenuring ? '1' : '0' },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  const exited = once(child, 'exit')
-  let trace = ''
-  child.stdout.setEncoding('utf8')
-  child.stdout.on('data', (chunk: string) => { trace += chunk })
+  // As the registration run starts them: rate limit and load shedding off, logs at warn.
+  const env = { FEED: 'none', RATE_LIMIT_MAX: '0', SHED_EVENT_LOOP_DELAY_MS: '0', KEEP_V8_PRETENURING: pretenuring ? '1' : '0' }
+  const server = await startNodeServer(path.join(REPO_ROOT, target.script), ['--trace-gc-nvp'], env, true)
   try {
-    const url = `http://127.0.0.1:${port}`
-    await waitUntilServing(`${url}/health`, child)
-    await register(`${url}${target.path}`, options.connections, options.warmupSeconds)
-    const windowStart = trace.length
-    const result = await register(`${url}${target.path}`, options.connections, options.seconds)
+    const url = `${server.url}${target.path}`
+    await register(url, options.connections, options.warmupSeconds)
+    const windowStart = server.stdout().length
+    const result = await register(url, options.connections, options.seconds)
+    const trace = server.stdout()
     const scavenges = youngGcLines(trace.slice(startOfNextLine(trace, windowStart)))
     const requests = result.requests.total
     return {
@@ -86,9 +77,7 @@ async function measure (target: GcPromotionTarget, pretenuring: boolean, options
       promotedBytesPerRequest: sum(scavenges, 'promoted') / Math.max(1, requests)
     }
   } finally {
-    // A server that died (and made waitUntilServing throw) has already exited.
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
-    await exited
+    await server.stop()
   }
 }
 
@@ -100,7 +89,7 @@ async function register (url: string, connections: number, seconds: number): Pro
     connections,
     duration: seconds,
     headers: { 'content-type': 'application/json' },
-    requests: [{ setupRequest: (request) => ({ ...request, body: JSON.stringify({ userId: `user-${user++ % connections}`, tickers: ['AAPL', 'MSFT', 'NVDA'] }) }) }]
+    requests: [{ setupRequest: (request) => ({ ...request, body: registrationBody(`user-${user++ % connections}`) }) }]
   })
 }
 

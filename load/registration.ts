@@ -114,6 +114,11 @@ export function layersOf (steps: Step[]): Layer[] {
   return layers.filter((layer) => layer.seconds > 0).sort((a, b) => a.startsAt - b.startsAt)
 }
 
+/** The body every load run registers with: one user, three common tickers. */
+export function registrationBody (userId: string): string {
+  return JSON.stringify({ userId, tickers: ['AAPL', 'MSFT', 'NVDA'] })
+}
+
 interface Answer { at: number, latency: number }
 
 /** One layer: its connections send registrations back to back until the layer ends. */
@@ -133,7 +138,7 @@ async function runLayer (url: string, layer: Layer, answers: Answer[], result: T
     timeout: 10,
     headers: { 'content-type': 'application/json' },
     requests: [{
-      setupRequest: (request) => ({ ...request, body: JSON.stringify({ userId: nextUser(), tickers: ['AAPL', 'MSFT', 'NVDA'] }) })
+      setupRequest: (request) => ({ ...request, body: registrationBody(nextUser()) })
     }]
   }, (err, result) => finish(err ?? null, result))
   instance.on('response', (_client: unknown, status: number, _bytes: number, responseTime: number) => {

@@ -36,6 +36,12 @@ export interface Server {
   stop: () => Promise<void>
 }
 
+/** A Node server of the repository's (`startNodeServer`). */
+export interface NodeServer extends Server {
+  /** What the server wrote to stdout so far; empty unless it was started with `captureStdout`. */
+  stdout: () => string
+}
+
 /** Starts the built tickstream server (`dist/src/server.js`) and resolves once it listens. */
 export async function startTickstream (env: Record<string, string>, nodeArgs: string[] = []): Promise<Server> {
   return await startNodeServer(path.join(REPO_ROOT, 'dist/src/server.js'), nodeArgs, env)
@@ -82,29 +88,37 @@ export async function waitUntilServing (url: string, child: ChildProcess, timeou
   throw new Error(`${url} did not answer within ${timeoutMs / 1000} s`)
 }
 
-async function startNodeServer (file: string, nodeArgs: string[], env: Record<string, string>): Promise<Server> {
+/**
+ * A built server of the repository's in a process of its own, resolved once it answers
+ * `/health`. `captureStdout` keeps what it writes to stdout (a `--trace-gc-nvp` trace, say)
+ * for `stdout()` instead of passing it through.
+ */
+export async function startNodeServer (file: string, nodeArgs: string[], env: Record<string, string>, captureStdout = false): Promise<NodeServer> {
   const port = await freePort()
   // LOAD_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the server under load.
   const extraArgs = (process.env.LOAD_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)
   const child = spawn(process.execPath, [...extraArgs, ...nodeArgs, file], {
     cwd: REPO_ROOT,
     env: { ...process.env, HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env, PORT: String(port), NODE_OPTIONS: '' },
-    stdio: ['ignore', 'inherit', 'inherit']
+    stdio: ['ignore', captureStdout ? 'pipe' : 'inherit', 'inherit']
   })
-  const url = `http://127.0.0.1:${port}`
-  await waitUntilServing(`${url}/health`, child)
-  const pid = child.pid ?? 0
-  return {
-    url,
-    child,
-    pids: () => [pid],
-    stop: async () => {
-      if (child.exitCode !== null) return
-      const exited = once(child, 'exit')
-      child.kill('SIGTERM')
-      await exited
-    }
+  const exited = once(child, 'exit')
+  let output = ''
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
+  const stop = async (): Promise<void> => {
+    // A server that already died (and made waitUntilServing throw) has nothing to stop.
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+    await exited
   }
+  const url = `http://127.0.0.1:${port}`
+  try {
+    await waitUntilServing(`${url}/health`, child)
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  const pid = child.pid ?? 0
+  return { url, child, pids: () => [pid], stop, stdout: () => output }
 }
 
 export function percentile (sorted: number[], p: number): number {
