@@ -5,6 +5,8 @@ type LogMethod = (...args: LogArgs) => void
 /** The part of a pino logger a request logger stands in for (Fastify's FastifyBaseLogger). */
 export interface LevelLogger<Child = unknown> {
   level: string
+  /** pino's numeric level, kept in step with `level`; optional so other loggers still fit. */
+  readonly levelVal?: number
   fatal: LogMethod
   error: LogMethod
   warn: LogMethod
@@ -47,25 +49,36 @@ export class LazyRequestLogger<Child extends LevelLogger<Child>> {
 
   /** True when a line at `level` would be written (pino's rule: at or above the logger's level). */
   isLevelEnabled (level: Level): boolean {
-    return (LEVEL_VALUES[level] ?? 0) >= (LEVEL_VALUES[this.level] ?? 0)
+    return (LEVEL_VALUES[level] ?? 0) >= this.threshold()
   }
 
-  fatal (...args: LogArgs): void { this.write('fatal', args) }
-  error (...args: LogArgs): void { this.write('error', args) }
-  warn (...args: LogArgs): void { this.write('warn', args) }
-  info (...args: LogArgs): void { this.write('info', args) }
-  debug (...args: LogArgs): void { this.write('debug', args) }
-  trace (...args: LogArgs): void { this.write('trace', args) }
+  // Each method passes its level's number: two of them run on every request (Fastify's
+  // "incoming request" and "request completed"), and at LOG_LEVEL=warn that is all they do.
+  fatal (...args: LogArgs): void { this.write(60, 'fatal', args) }
+  error (...args: LogArgs): void { this.write(50, 'error', args) }
+  warn (...args: LogArgs): void { this.write(40, 'warn', args) }
+  info (...args: LogArgs): void { this.write(30, 'info', args) }
+  debug (...args: LogArgs): void { this.write(20, 'debug', args) }
+  trace (...args: LogArgs): void { this.write(10, 'trace', args) }
   silent (..._args: LogArgs): void {}
 
   child (bindings: Record<string, unknown>, options?: Record<string, unknown>): Child {
     return this.real().child(bindings, options)
   }
 
-  private write (level: Level, args: LogArgs): void {
-    if (!this.isLevelEnabled(level)) return
+  private write (levelValue: number, level: Level, args: LogArgs): void {
+    if (levelValue < this.threshold()) return
     const child = this.real()
     child[level](...args)
+  }
+
+  /**
+   * The numeric level below which nothing is written: pino's `levelVal` (one field read)
+   * where there is one, rather than the `level` name, which pino computes on each read.
+   */
+  private threshold (): number {
+    const logger = this.realChild ?? this.parent
+    return logger.levelVal ?? LEVEL_VALUES[logger.level] ?? 0
   }
 
   private real (): Child {

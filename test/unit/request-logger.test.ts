@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream'
 import { pino, type Logger } from 'pino'
 import t from 'tap'
-import { LazyRequestLogger } from '../../src/request-logger.js'
+import { LazyRequestLogger, type LevelLogger } from '../../src/request-logger.js'
 
 /** A real pino logger writing JSON lines into an array, and a count of the children made from it. */
 function capturingLogger (level: string): { logger: Logger, lines: Array<Record<string, unknown>>, children: () => number } {
@@ -94,4 +94,30 @@ t.test('a child given options keeps them (its own level here)', async (t) => {
   requestLogger.child({ stage: 'flush' }, { level: 'debug' }).debug('details')
   await settled()
   t.match(lines, [{ level: 20, reqId: 'req-6', stage: 'flush', msg: 'details' }])
+})
+
+t.test('a logger without pino\'s numeric level is judged by its level name', async (t) => {
+  const written: string[] = []
+  const record = (level: string) => (objOrMsg: unknown, msg?: string) => { written.push(`${level}:${msg ?? String(objOrMsg)}`) }
+  interface PlainLogger extends LevelLogger<PlainLogger> {}
+  const parent: PlainLogger = {
+    level: 'warn',
+    fatal: record('fatal'),
+    error: record('error'),
+    warn: record('warn'),
+    info: record('info'),
+    debug: record('debug'),
+    trace: record('trace'),
+    child: () => parent
+  }
+  const requestLogger = new LazyRequestLogger<PlainLogger>(parent, { reqId: 'req-7' })
+  requestLogger.info('incoming request')
+  requestLogger.warn('slow client')
+  t.same(written, ['warn:slow client'])
+  t.equal(requestLogger.isLevelEnabled('info'), false)
+  t.equal(requestLogger.isLevelEnabled('error'), true)
+  parent.level = 'debug'
+  t.equal(requestLogger.isLevelEnabled('debug'), true, 'the name is read on each check')
+  parent.level = 'a-level-of-its-own'
+  t.equal(requestLogger.isLevelEnabled('trace'), true, 'a name it does not know filters nothing')
 })
