@@ -71,6 +71,12 @@ export interface TargetResult {
    * answered is in it too (`--shed-ms 0` leaves none).
    */
   cpuMicrosPerRequest: number
+  /**
+   * 2xx per second in each round, in the order the rounds ran. The targets' rounds alternate
+   * (A B C, C B A, ...), so a target's round k and another's ran minutes apart at most: how far
+   * these move from round to round shows how much the machine moved during the run.
+   */
+  roundThroughputs: number[]
   steps: Array<{ at: number, connections: number, p99: number, throughput: number }>
 }
 
@@ -152,7 +158,7 @@ async function runLayer (url: string, layer: Layer, answers: Answer[], result: T
 }
 
 function emptyResult (target: string): TargetResult {
-  return { target, requests: 0, seconds: 0, throughput: 0, p50: 0, p99: 0, max: 0, non2xx: 0, errors: 0, timeouts: 0, cpuMicrosPerRequest: 0, steps: [] }
+  return { target, requests: 0, seconds: 0, throughput: 0, p50: 0, p99: 0, max: 0, non2xx: 0, errors: 0, timeouts: 0, cpuMicrosPerRequest: 0, roundThroughputs: [], steps: [] }
 }
 
 /** The whole profile against one target, once: every layer starts on time, all run side by side. */
@@ -181,9 +187,12 @@ export function stepIndexAt (steps: readonly Step[], at: number): number {
 }
 
 /** Totals, percentiles and per-step figures over every round of one target. */
-function summarize (result: TargetResult, answers: Answer[], steps: Step[], rounds: number, cpuMicros: number): TargetResult {
+function summarize (result: TargetResult, answers: Answer[], steps: Step[], answersPerRound: number[], cpuMicros: number): TargetResult {
   const lastStep = steps[steps.length - 1]
-  result.seconds = (lastStep === undefined ? 0 : lastStep.startsAt + lastStep.seconds) * rounds
+  const profileSeconds = lastStep === undefined ? 0 : lastStep.startsAt + lastStep.seconds
+  const rounds = answersPerRound.length
+  result.seconds = profileSeconds * rounds
+  result.roundThroughputs = answersPerRound.map((count) => count / profileSeconds)
   const latencies = answers.map((answer) => answer.latency).sort((a, b) => a - b)
   result.requests = latencies.length
   result.throughput = result.requests / result.seconds
@@ -213,16 +222,18 @@ function summarize (result: TargetResult, answers: Answer[], steps: Step[], roun
 export async function runProfiles (targets: Array<{ name: string, server: Server, path?: string }>, steps: Step[], users?: number, rounds = 1): Promise<TargetResult[]> {
   // As many users as the profile's peak connections unless told otherwise: each registers again and again.
   const userCount = users ?? Math.max(...steps.map((step) => step.connections))
-  const runs = targets.map((target) => ({ target, result: emptyResult(target.name), answers: [] as Answer[], user: 0, cpuMicros: 0 }))
+  const runs = targets.map((target) => ({ target, result: emptyResult(target.name), answers: [] as Answer[], answersPerRound: [] as number[], user: 0, cpuMicros: 0 }))
   for (let round = 0; round < rounds; round++) {
     for (const run of round % 2 === 0 ? runs : [...runs].reverse()) {
       const nextUser = (): string => `user-${run.user++ % userCount}`
       const cpuBefore = sampleProcesses(run.target.server.pids()).cpuMicros
+      const answersBefore = run.answers.length
       await runProfileOnce(`${run.target.server.url}${run.target.path ?? '/sessions'}`, steps, nextUser, run.result, run.answers)
       run.cpuMicros += sampleProcesses(run.target.server.pids()).cpuMicros - cpuBefore
+      run.answersPerRound.push(run.answers.length - answersBefore)
     }
   }
-  return runs.map((run) => summarize(run.result, run.answers, steps, rounds, run.cpuMicros))
+  return runs.map((run) => summarize(run.result, run.answers, steps, run.answersPerRound, run.cpuMicros))
 }
 
 export interface RegistrationRun {
@@ -236,8 +247,11 @@ export interface RegistrationRun {
   tickstream: TargetResult
   /** With --breakdown: tickstream's plugins and hooks around the baseline's handler. */
   pluginsOnly?: TargetResult
-  /** tickstream / baseline; `cpuPerRequest` is the servers' own CPU per 2xx (above 1: tickstream costs more). */
-  ratios: { throughput: number, p99: number, cpuPerRequest: number }
+  /**
+   * tickstream / baseline; `cpuPerRequest` is the servers' own CPU per 2xx (above 1: tickstream
+   * costs more); `throughputPerRound` the throughput ratio of each round on its own.
+   */
+  ratios: { throughput: number, p99: number, cpuPerRequest: number, throughputPerRound: number[] }
 }
 
 export async function runRegistration (profile: 'smoke' | 'spike', scale: number, shedMs?: string, breakdown = false, users?: number, rounds = 2): Promise<RegistrationRun> {
@@ -269,8 +283,18 @@ export async function runRegistration (profile: 'smoke' | 'spike', scale: number
     baseline,
     tickstream,
     ...(pluginsOnly === undefined ? {} : { pluginsOnly }),
-    ratios: { throughput: tickstream.throughput / baseline.throughput, p99: tickstream.p99 / baseline.p99, cpuPerRequest: tickstream.cpuMicrosPerRequest / baseline.cpuMicrosPerRequest }
+    ratios: {
+      throughput: tickstream.throughput / baseline.throughput,
+      p99: tickstream.p99 / baseline.p99,
+      cpuPerRequest: tickstream.cpuMicrosPerRequest / baseline.cpuMicrosPerRequest,
+      throughputPerRound: roundRatios(tickstream, baseline)
+    }
   }
+}
+
+/** `target`'s throughput over `reference`'s, round by round. */
+export function roundRatios (target: TargetResult, reference: TargetResult): number[] {
+  return target.roundThroughputs.map((throughput, round) => throughput / (reference.roundThroughputs[round] ?? Number.NaN))
 }
 
 function summary (run: RegistrationRun, command: string): string {
@@ -284,7 +308,10 @@ function summary (run: RegistrationRun, command: string): string {
   return `# Registration load (${run.profile}, scale ${run.scale}, users: ${run.users}, rounds: ${run.rounds})\n\n\`${command}\`\n\n` +
     markdownTable(['target', '2xx', '2xx/s', 'p50 ms', 'p99 ms', 'max ms', 'non-2xx', 'errors', 'timeouts', 'server CPU µs/2xx'], rows) +
     `\n\nRatios (tickstream / baseline): throughput ${run.ratios.throughput.toFixed(2)}x, p99 ${run.ratios.p99.toFixed(2)}x, ` +
-    `server CPU per registration ${run.ratios.cpuPerRequest.toFixed(2)}x (the throughput the servers' own CPU would allow: ${(1 / run.ratios.cpuPerRequest).toFixed(2)}x)\n` + breakdown
+    `server CPU per registration ${run.ratios.cpuPerRequest.toFixed(2)}x (the throughput the servers' own CPU would allow: ${(1 / run.ratios.cpuPerRequest).toFixed(2)}x)\n` +
+    `Throughput ratio round by round: ${run.ratios.throughputPerRound.map((ratio) => `${ratio.toFixed(2)}x`).join(', ')}` +
+    (run.pluginsOnly === undefined ? '' : `; plugins around the bare handler / baseline: ${roundRatios(run.pluginsOnly, run.baseline).map((ratio) => `${ratio.toFixed(2)}x`).join(', ')}`) +
+    '\n' + breakdown
 }
 
 async function main (): Promise<void> {

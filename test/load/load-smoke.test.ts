@@ -42,6 +42,11 @@ t.test('registration smoke: every target answers every request with a 201', asyn
     t.equal(result.errors, 0, `${result.target}: no errors`)
     t.equal(result.timeouts, 0, `${result.target}: no timeouts`)
     t.ok(result.cpuMicrosPerRequest > 0, `${result.target}: the server's CPU per registration measured (${Math.round(result.cpuMicrosPerRequest)} µs)`)
+    t.equal(result.roundThroughputs.length, 2, `${result.target}: one throughput per round`)
+    t.ok(result.roundThroughputs.every((throughput) => throughput > 0), `${result.target}: every round answered`)
+    // The rounds split the same answers the totals count: their mean is the whole run's rate.
+    const meanOfRounds = result.roundThroughputs.reduce((sum, throughput) => sum + throughput, 0) / 2
+    t.ok(Math.abs(meanOfRounds - result.throughput) < 1e-6 * result.throughput, `${result.target}: rounds add up to the total`)
   }
 })
 

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { formatNumber, markdownTable, npmRunCommand, parseArgs, svgCharts } from '../../load/lib/report.js'
-import { layersOf, stagedProfile, stepIndexAt, stepsOf } from '../../load/registration.js'
+import { layersOf, roundRatios, stagedProfile, stepIndexAt, stepsOf, type TargetResult } from '../../load/registration.js'
 
 t.test('the staged profile compresses by --scale into steps that follow the ramps', async (t) => {
   const stages = stagedProfile(100, 150)
@@ -75,4 +75,13 @@ t.test('stepIndexAt finds the step an answer falls in, and none outside the prof
 t.test('npmRunCommand names the script and, after --, its arguments', async (t) => {
   t.equal(npmRunCommand('load:accept-cost', []), 'npm run load:accept-cost')
   t.equal(npmRunCommand('load:gc-promotion', ['--seconds', '3']), 'npm run load:gc-promotion -- --seconds 3')
+})
+
+t.test('roundRatios divides round by round, and says NaN for a round the reference lacks', async (t) => {
+  const result = (target: string, roundThroughputs: number[]): TargetResult => ({
+    target, requests: 0, seconds: 0, throughput: 0, p50: 0, p99: 0, max: 0, non2xx: 0, errors: 0, timeouts: 0, cpuMicrosPerRequest: 0, roundThroughputs, steps: []
+  })
+  t.same(roundRatios(result('tickstream', [800, 1800]), result('bare', [1000, 2000])), [0.8, 0.9])
+  const [ratio] = roundRatios(result('tickstream', [800]), result('bare', []))
+  t.ok(Number.isNaN(ratio), 'a missing round is not a ratio')
 })
