@@ -186,7 +186,7 @@ export function stepIndexAt (steps: readonly Step[], at: number): number {
   return -1
 }
 
-/** Totals, percentiles and per-step figures over every round of one target. */
+/** Totals, percentiles, per-step figures over every round of one target, and each round's throughput. */
 function summarize (result: TargetResult, answers: Answer[], steps: Step[], answersPerRound: number[], cpuMicros: number): TargetResult {
   const lastStep = steps[steps.length - 1]
   const profileSeconds = lastStep === undefined ? 0 : lastStep.startsAt + lastStep.seconds
@@ -318,6 +318,7 @@ async function main (): Promise<void> {
   const args = parseArgs(process.argv.slice(2))
   const profile = args.get('profile') === 'spike' ? 'spike' : 'smoke'
   const scale = Number(args.get('scale') ?? '0.1')
+  if (!(scale > 0)) throw new Error(`--scale must be a positive number, got ${args.get('scale')}`)
   const shedMs = args.get('shed-ms')
   const breakdown = args.has('breakdown')
   const usersArg = args.get('users')

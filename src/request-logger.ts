@@ -18,8 +18,13 @@ export interface LevelLogger<Child = unknown> {
 
 type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
 
-/** pino's standard levels; `silent` is above all of them. */
-const LEVEL_VALUES: Readonly<Record<string, number>> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity }
+/**
+ * pino's standard levels; `silent` is above all of them. Higher is more severe, and a line is
+ * written when its level is at or above the logger's: pino's default order, the only one the
+ * service configures (a `levelComparison: 'DESC'` logger would need the opposite test).
+ */
+const LEVEL_VALUES = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity } as const
+const LEVEL_VALUES_BY_NAME: Readonly<Record<string, number>> = LEVEL_VALUES
 
 /**
  * A request's logger that becomes a real pino child only when it first writes a line.
@@ -49,17 +54,18 @@ export class LazyRequestLogger<Child extends LevelLogger<Child>> {
 
   /** True when a line at `level` would be written (pino's rule: at or above the logger's level). */
   isLevelEnabled (level: Level): boolean {
-    return (LEVEL_VALUES[level] ?? 0) >= this.threshold()
+    return LEVEL_VALUES[level] >= this.threshold()
   }
 
-  // Each method passes its level's number: two of them run on every request (Fastify's
-  // "incoming request" and "request completed"), and at LOG_LEVEL=warn that is all they do.
-  fatal (...args: LogArgs): void { this.write(60, 'fatal', args) }
-  error (...args: LogArgs): void { this.write(50, 'error', args) }
-  warn (...args: LogArgs): void { this.write(40, 'warn', args) }
-  info (...args: LogArgs): void { this.write(30, 'info', args) }
-  debug (...args: LogArgs): void { this.write(20, 'debug', args) }
-  trace (...args: LogArgs): void { this.write(10, 'trace', args) }
+  // Each method passes its level's number, not its name to look up: two of them run on every
+  // request (Fastify's "incoming request" and "request completed"), and at LOG_LEVEL=warn
+  // that check is all they do.
+  fatal (...args: LogArgs): void { this.write(LEVEL_VALUES.fatal, 'fatal', args) }
+  error (...args: LogArgs): void { this.write(LEVEL_VALUES.error, 'error', args) }
+  warn (...args: LogArgs): void { this.write(LEVEL_VALUES.warn, 'warn', args) }
+  info (...args: LogArgs): void { this.write(LEVEL_VALUES.info, 'info', args) }
+  debug (...args: LogArgs): void { this.write(LEVEL_VALUES.debug, 'debug', args) }
+  trace (...args: LogArgs): void { this.write(LEVEL_VALUES.trace, 'trace', args) }
   silent (..._args: LogArgs): void {}
 
   child (bindings: Record<string, unknown>, options?: Record<string, unknown>): Child {
@@ -73,12 +79,13 @@ export class LazyRequestLogger<Child extends LevelLogger<Child>> {
   }
 
   /**
-   * The numeric level below which nothing is written: pino's `levelVal` (one field read)
-   * where there is one, rather than the `level` name, which pino computes on each read.
+   * The numeric level below which nothing is written: pino's `levelVal` (a getter that returns
+   * one field) where there is one, rather than the `level` name, which pino computes from the
+   * number on each read. A name it does not know filters nothing.
    */
   private threshold (): number {
     const logger = this.realChild ?? this.parent
-    return logger.levelVal ?? LEVEL_VALUES[logger.level] ?? 0
+    return logger.levelVal ?? LEVEL_VALUES_BY_NAME[logger.level] ?? 0
   }
 
   private real (): Child {

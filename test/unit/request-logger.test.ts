@@ -121,3 +121,28 @@ t.test('a logger without pino\'s numeric level is judged by its level name', asy
   parent.level = 'a-level-of-its-own'
   t.equal(requestLogger.isLevelEnabled('trace'), true, 'a name it does not know filters nothing')
 })
+
+t.test('silent writes nothing at any level, as pino does', async (t) => {
+  const { logger, lines, children } = capturingLogger('silent')
+  const requestLogger = new LazyRequestLogger<Logger>(logger, { reqId: 'req-8' })
+  requestLogger.fatal('even this')
+  requestLogger.error({ err: new Error('nor this') }, 'request failed')
+  await settled()
+  t.same(lines, [])
+  t.equal(children(), 0)
+  t.equal(requestLogger.isLevelEnabled('fatal'), false)
+})
+
+t.test('once the real child exists, its own level decides, raised or lowered', async (t) => {
+  const { logger, lines } = capturingLogger('debug')
+  const requestLogger = new LazyRequestLogger<Logger>(logger, { reqId: 'req-9' })
+  requestLogger.debug('made the child')
+  requestLogger.level = 'error'
+  requestLogger.warn('dropped: below the raised level')
+  requestLogger.error('kept')
+  t.equal(logger.level, 'debug', 'the parent keeps its level')
+  t.equal(requestLogger.isLevelEnabled('warn'), false)
+  await settled()
+  t.match(lines, [{ level: 20, reqId: 'req-9', msg: 'made the child' }, { level: 50, reqId: 'req-9', msg: 'kept' }])
+  t.equal(lines.length, 2)
+})
