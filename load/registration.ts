@@ -297,6 +297,10 @@ export function roundRatios (target: TargetResult, reference: TargetResult): num
   return target.roundThroughputs.map((throughput, round) => throughput / (reference.roundThroughputs[round] ?? Number.NaN))
 }
 
+function formatRatios (ratios: readonly number[]): string {
+  return ratios.map((ratio) => `${ratio.toFixed(2)}x`).join(', ')
+}
+
 function summary (run: RegistrationRun, command: string): string {
   const row = (r: TargetResult): Array<string | number> => [r.target, r.requests, r.throughput, r.p50, r.p99, r.max, r.non2xx, r.errors, r.timeouts, r.cpuMicrosPerRequest]
   // requests, req/s and latencies count 2xx answers only; non-2xx are listed apart.
@@ -309,8 +313,8 @@ function summary (run: RegistrationRun, command: string): string {
     markdownTable(['target', '2xx', '2xx/s', 'p50 ms', 'p99 ms', 'max ms', 'non-2xx', 'errors', 'timeouts', 'server CPU µs/2xx'], rows) +
     `\n\nRatios (tickstream / baseline): throughput ${run.ratios.throughput.toFixed(2)}x, p99 ${run.ratios.p99.toFixed(2)}x, ` +
     `server CPU per registration ${run.ratios.cpuPerRequest.toFixed(2)}x (the throughput the servers' own CPU would allow: ${(1 / run.ratios.cpuPerRequest).toFixed(2)}x)\n` +
-    `Throughput ratio round by round: ${run.ratios.throughputPerRound.map((ratio) => `${ratio.toFixed(2)}x`).join(', ')}` +
-    (run.pluginsOnly === undefined ? '' : `; plugins around the bare handler / baseline: ${roundRatios(run.pluginsOnly, run.baseline).map((ratio) => `${ratio.toFixed(2)}x`).join(', ')}`) +
+    `Throughput ratio round by round: ${formatRatios(run.ratios.throughputPerRound)}` +
+    (run.pluginsOnly === undefined ? '' : `; plugins around the bare handler / baseline: ${formatRatios(roundRatios(run.pluginsOnly, run.baseline))}`) +
     '\n' + breakdown
 }
 
