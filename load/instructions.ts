@@ -143,7 +143,8 @@ export async function runInstructions (targets: InstructionTarget[], warm: numbe
   return results
 }
 
-function summary (results: InstructionResult[], command: string): string {
+/** The markdown table: each target's count, and its ratios against the first (the bare route). */
+export function instructionsSummary (results: InstructionResult[], command: string): string {
   const baseline = results[0]?.instructionsPerRequest ?? Number.NaN
   const rows = results.map((r) => [r.target, r.requests, Math.round(r.instructionsPerRequest / 1000), (r.instructionsPerRequest / baseline).toFixed(2), (baseline / r.instructionsPerRequest).toFixed(2)])
   return `# Instructions per registration\n\n\`${command}\`\n\n` +
@@ -158,7 +159,7 @@ async function main (): Promise<void> {
   if (!Number.isInteger(warm) || warm < 0 || !Number.isInteger(requests) || requests < 1) throw new Error('--warm must be an integer >= 0 and --requests an integer >= 1')
   const results = await runInstructions(INSTRUCTION_TARGETS, warm, requests)
   const command = `npm run load:instructions -- --warm ${warm} --requests ${requests}`
-  const markdown = summary(results, command)
+  const markdown = instructionsSummary(results, command)
   const files = writeReport('instructions', results, markdown, [])
   process.stdout.write(`${markdown}\nwritten: ${files.json}, ${files.markdown}\n`)
 }

@@ -283,12 +283,17 @@ export async function runRegistration (profile: 'smoke' | 'spike', scale: number
     baseline,
     tickstream,
     ...(pluginsOnly === undefined ? {} : { pluginsOnly }),
-    ratios: {
-      throughput: tickstream.throughput / baseline.throughput,
-      p99: tickstream.p99 / baseline.p99,
-      cpuPerRequest: tickstream.cpuMicrosPerRequest / baseline.cpuMicrosPerRequest,
-      throughputPerRound: roundRatios(tickstream, baseline)
-    }
+    ratios: registrationRatios(tickstream, baseline)
+  }
+}
+
+/** tickstream against the baseline, as `RegistrationRun.ratios` gives them. */
+export function registrationRatios (tickstream: TargetResult, baseline: TargetResult): RegistrationRun['ratios'] {
+  return {
+    throughput: tickstream.throughput / baseline.throughput,
+    p99: tickstream.p99 / baseline.p99,
+    cpuPerRequest: tickstream.cpuMicrosPerRequest / baseline.cpuMicrosPerRequest,
+    throughputPerRound: roundRatios(tickstream, baseline)
   }
 }
 
@@ -301,7 +306,8 @@ function formatRatios (ratios: readonly number[]): string {
   return ratios.map((ratio) => `${ratio.toFixed(2)}x`).join(', ')
 }
 
-function summary (run: RegistrationRun, command: string): string {
+/** The run's markdown summary: the table of targets, the ratios, round by round, and the split. */
+export function registrationSummary (run: RegistrationRun, command: string): string {
   const row = (r: TargetResult): Array<string | number> => [r.target, r.requests, r.throughput, r.p50, r.p99, r.max, r.non2xx, r.errors, r.timeouts, r.cpuMicrosPerRequest]
   // requests, req/s and latencies count 2xx answers only; non-2xx are listed apart.
   const rows = [row(run.baseline), row(run.tickstream), ...(run.pluginsOnly === undefined ? [] : [row(run.pluginsOnly)])]
@@ -336,8 +342,9 @@ async function main (): Promise<void> {
     { title: 'p99 latency per step', yLabel: 'ms', series: [run.baseline, run.tickstream, ...(run.pluginsOnly === undefined ? [] : [run.pluginsOnly])].map((r) => ({ name: r.target, points: r.steps.map((s) => [s.at, s.p99] as [number, number]) })) },
     { title: 'connections', yLabel: 'connections', series: [{ name: 'connections', points: run.tickstream.steps.map((s) => [s.at, s.connections] as [number, number]) }] }
   ]
-  const files = writeReport(`registration-${profile}`, run, summary(run, command), charts)
-  process.stdout.write(`${summary(run, command)}\nwritten: ${files.json}, ${files.markdown}, ${files.svg}\n`)
+  const markdown = registrationSummary(run, command)
+  const files = writeReport(`registration-${profile}`, run, markdown, charts)
+  process.stdout.write(`${markdown}\nwritten: ${files.json}, ${files.markdown}, ${files.svg}\n`)
 }
 
 runAsScript(import.meta.filename, main)

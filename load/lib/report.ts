@@ -57,7 +57,8 @@ function escapeXml (text: string): string {
 }
 
 export function formatNumber (value: number): string {
-  if (!Number.isFinite(value)) return String(value)
+  // Counts (errors, timeouts, non-2xx) stay counts: 0, not 0.0.
+  if (!Number.isFinite(value) || Number.isInteger(value)) return String(value)
   if (Math.abs(value) >= 100) return value.toFixed(0)
   if (Math.abs(value) >= 1) return value.toFixed(2)
   return value.toPrecision(2)

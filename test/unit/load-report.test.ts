@@ -1,6 +1,7 @@
 import t from 'tap'
 import { formatNumber, markdownTable, npmRunCommand, parseArgs, svgCharts } from '../../load/lib/report.js'
-import { layersOf, roundRatios, stagedProfile, stepIndexAt, stepsOf, type TargetResult } from '../../load/registration.js'
+import { instructionsSummary } from '../../load/instructions.js'
+import { layersOf, registrationRatios, registrationSummary, roundRatios, stagedProfile, stepIndexAt, stepsOf, type TargetResult } from '../../load/registration.js'
 
 t.test('the staged profile compresses by --scale into steps that follow the ramps', async (t) => {
   const stages = stagedProfile(100, 150)
@@ -42,6 +43,9 @@ t.test('reports: markdown tables, number formatting, arguments', async (t) => {
   t.equal(markdownTable(['a', 'b'], [['x', 1.234], ['y', 1234]]), '| a | b |\n| --- | --- |\n| x | 1.23 |\n| y | 1234 |')
   t.equal(formatNumber(0.01234), '0.012')
   t.equal(formatNumber(Number.NaN), 'NaN')
+  t.equal(formatNumber(0), '0', 'a count of zero is 0, not 0.0')
+  t.equal(formatNumber(42), '42')
+  t.equal(formatNumber(123.6), '124')
   const args = parseArgs(['--streams', '10000', '--redis', '--profile', 'spike', 'stray'])
   t.equal(args.get('streams'), '10000')
   t.equal(args.get('redis'), 'true')
@@ -84,4 +88,33 @@ t.test('roundRatios divides round by round, and says NaN for a round the referen
   t.same(roundRatios(result('tickstream', [800, 1800]), result('bare', [1000, 2000])), [0.8, 0.9])
   const [ratio] = roundRatios(result('tickstream', [800]), result('bare', []))
   t.ok(Number.isNaN(ratio), 'a missing round is not a ratio')
+})
+
+t.test('the registration summary gives the targets side by side, the ratios, round by round, and the split', async (t) => {
+  const result = (target: string, throughput: number, p99: number, cpuMicrosPerRequest: number, roundThroughputs: number[]): TargetResult => ({
+    target, requests: throughput * 60, seconds: 60, throughput, p50: p99 / 2, p99, max: p99 * 3, non2xx: 0, errors: 0, timeouts: 0, cpuMicrosPerRequest, roundThroughputs, steps: []
+  })
+  const baseline = result('bare Fastify route', 1000, 100, 40, [900, 1100])
+  const tickstream = result('tickstream', 800, 120, 50, [720, 880])
+  const pluginsOnly = result('tickstream plugins, bare handler', 900, 110, 45, [810, 990])
+  const run = { profile: 'spike', scale: 0.1, users: 1500, rounds: 2, baseline, tickstream, pluginsOnly, ratios: registrationRatios(tickstream, baseline) }
+  const text = registrationSummary(run, 'npm run load:registration -- --profile spike --breakdown')
+  t.match(text, /^# Registration load \(spike, scale 0\.1, users: 1500, rounds: 2\)\n\n`npm run load:registration -- --profile spike --breakdown`/)
+  t.match(text, '| tickstream | 48000 | 800 | 60 | 120 | 360 | 0 | 0 | 0 | 50 |', 'one row per target, 2xx first')
+  t.match(text, 'throughput 0.80x, p99 1.20x, server CPU per registration 1.25x (the throughput the servers\' own CPU would allow: 0.80x)')
+  t.match(text, 'Throughput ratio round by round: 0.80x, 0.80x; plugins around the bare handler / baseline: 0.90x, 0.90x')
+  t.match(text, "plugins and hooks around the baseline's handler 0.90x the baseline; the session work on top of them 0.89x that")
+
+  const withoutBreakdown = registrationSummary({ ...run, pluginsOnly: undefined }, 'npm run load:registration')
+  t.notMatch(withoutBreakdown, 'plugins', 'no split without --breakdown')
+  t.match(withoutBreakdown, 'Throughput ratio round by round: 0.80x, 0.80x\n')
+})
+
+t.test('the instruction summary gives each target against the first, both ways', async (t) => {
+  const text = instructionsSummary([
+    { target: 'bare Fastify route', requests: 1000, instructionsPerRequest: 560_000 },
+    { target: 'tickstream', requests: 1000, instructionsPerRequest: 700_000 }
+  ], 'npm run load:instructions')
+  t.match(text, '| bare Fastify route | 1000 | 560 | 1.00 | 1.00 |')
+  t.match(text, '| tickstream | 1000 | 700 | 1.25 | 0.80 |', 'cost 1.25x the bare route, 0.80x its throughput-equivalent')
 })
