@@ -31,8 +31,7 @@ t.test('FEED_TICKERS chooses the simulated symbols; the snapshot has their price
       seen.add(update.ticker)
       if (seen.size === 2) resolve()
     }
-    app.bus.watch('ABC', listener)
-    app.bus.watch('XYZ', listener)
+    app.bus.watch(['ABC', 'XYZ'], listener)
   })
   const session = await register(baseUrl, 'bob', ['ABC', 'XYZ', DEFAULT_FEED_TICKERS[0] ?? 'AAPL'])
   const client = await SseClient.open(baseUrl, session.streamUrl)

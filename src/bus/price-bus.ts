@@ -2,7 +2,7 @@ import type { Clock } from '../clock.js'
 import { RateLimitedWarning, type Logger } from '../logger.js'
 import { MAX_PRICE_BYTES, toPriceUpdate, type PriceUpdate } from '../price.js'
 import { LatestPrices } from './latest-prices.js'
-import { TickerSubscriptions, type PriceListener, type SubscriptionTarget } from './ticker-subscriptions.js'
+import { TickerSubscriptions, type PriceListener, type SubscriptionTarget, type Watch } from './ticker-subscriptions.js'
 
 /** Where a transport hands what it receives. */
 export interface BusInbox {
@@ -66,28 +66,27 @@ export class PriceBus implements BusInbox {
     await this.transport.publish(updates)
   }
 
-  watch (ticker: string, listener: PriceListener): void {
-    this.subscriptions.add(ticker, listener)
+  /** Starts `listener` watching `tickers` (distinct); `unwatch` with what this returns ends it. */
+  watch (tickers: readonly string[], listener: PriceListener): Watch {
+    return this.subscriptions.add(tickers, listener)
   }
 
-  unwatch (ticker: string, listener: PriceListener): void {
-    this.subscriptions.remove(ticker, listener)
+  /** Ends a watch; the last watch of a ticker releases its subscription. Idempotent. */
+  unwatch (watch: Watch): void {
+    this.subscriptions.remove(watch)
   }
 
   deliver (update: PriceUpdate): void {
-    const listeners = this.subscriptions.listenersOf(update.ticker)
     // A message can still arrive for a ticker just released; nobody wants it.
-    if (listeners === undefined) return
+    if (!this.subscriptions.isSubscribed(update.ticker)) return
     this.counters.pricesReceived++
     this.latestSeen.remember(update)
-    for (const listener of listeners) {
-      try {
-        listener(update)
-      } catch (err) {
-        /* c8 ignore next 2 -- listeners only touch memory; this keeps one bug from starving the others */
-        this.logger.error({ err, ticker: update.ticker }, 'price listener failed')
-      }
-    }
+    this.subscriptions.deliver(update.ticker, update, this.reportListenerError)
+  }
+
+  // Listeners only touch memory; this keeps one bug from starving the others.
+  private readonly reportListenerError = (err: unknown, update: PriceUpdate): void => {
+    this.logger.error({ err, ticker: update.ticker }, 'price listener failed')
   }
 
   deliverMessage (ticker: string, message: string | Buffer): void {

@@ -115,21 +115,21 @@ export class SessionRegistry {
       evicted.push(oldest.id)
     }
 
+    const sessionTickers = [...tickers]
     const session: Session = {
       id: this.newSessionId(),
       userId,
-      tickers: [...tickers],
+      tickers: sessionTickers,
       createdAt: this.clock(),
       state: 'pending',
       stream: undefined,
-      listener: (update) => session.stream?.offer(update)
+      busWatch: this.bus.watch(sessionTickers, (update) => session.stream?.offer(update))
     }
     this.sessions.set(session.id, session)
-    // Set again even when `owned` exists: evicting the user's last session removed the entry.
     const userSessions = owned ?? []
     userSessions.push(session)
-    this.sessionsByUser.set(userId, userSessions)
-    for (const ticker of session.tickers) this.bus.watch(ticker, session.listener)
+    // A new user, or one whose last session the eviction above removed along with the entry.
+    if (userSessions.length === 1) this.sessionsByUser.set(userId, userSessions)
     this.counters.registered++
     return { ok: true, session: this.toView(session), evicted }
   }
@@ -248,7 +248,7 @@ export class SessionRegistry {
     const index = userSessions.indexOf(session)
     if (index !== -1) userSessions.splice(index, 1)
     if (userSessions.length === 0) this.sessionsByUser.delete(session.userId)
-    for (const ticker of session.tickers) this.bus.unwatch(ticker, session.listener)
+    this.bus.unwatch(session.busWatch)
     session.stream = undefined
   }
 

@@ -1,4 +1,4 @@
-import type { PriceListener } from '../bus/ticker-subscriptions.js'
+import type { Watch } from '../bus/ticker-subscriptions.js'
 import type { SessionStream } from '../stream/session-stream.js'
 
 /** Every way a session can end. Each one goes through `SessionRegistry.deactivate`. */
@@ -17,8 +17,8 @@ export interface Session {
   readonly createdAt: number
   state: SessionState
   stream: SessionStream | undefined
-  /** Hands the session's bus prices to its stream; the same function is watched on every ticker. */
-  readonly listener: PriceListener
+  /** Its watch of its tickers on the bus, which hands their prices to its stream; ended on deactivation. */
+  readonly busWatch: Watch
 }
 
 /** Public view of a session (what `GET /sessions/:id` shows). */

@@ -1,4 +1,5 @@
 import t from 'tap'
+import type { Watch } from '../../src/bus/ticker-subscriptions.js'
 import type { PriceUpdate } from '../../src/price.js'
 import { startApp } from '../helpers/app.js'
 import { metric, metrics, register, request } from '../helpers/http.js'
@@ -9,11 +10,10 @@ import { SseClient } from '../helpers/sse-client.js'
 /** Resolves when the next message arrives on `channel`: proof that Redis routes it to us. */
 async function roundTrip (app: Awaited<ReturnType<typeof startApp>>['app'], publisher: ReturnType<typeof redisClient>, ticker: string): Promise<PriceUpdate> {
   const received = new Promise<PriceUpdate>((resolve) => {
-    const listener = (update: PriceUpdate): void => {
-      app.bus.unwatch(ticker, listener)
+    const watch = app.bus.watch([ticker], (update) => {
+      app.bus.unwatch(watch)
       resolve(update)
-    }
-    app.bus.watch(ticker, listener)
+    })
   })
   // The watch above may have sent a SUBSCRIBE; a PING on the same connection returns after it.
   await app.redis?.subscriber.ping()
@@ -65,16 +65,14 @@ t.test('the last watcher leaves and a new one arrives before Redis answers: stil
   await redisReady(app)
   const publisher = redisClient(t)
   const ticker = uniqueTicker('J')
-  const first = (): void => {}
-  const second = (): void => {}
-  app.bus.watch(ticker, first)
+  const first = app.bus.watch([ticker], () => {})
   // UNSUBSCRIBE and SUBSCRIBE leave in the same tick, before any reply.
-  app.bus.unwatch(ticker, first)
-  app.bus.watch(ticker, second)
+  app.bus.unwatch(first)
+  const second = app.bus.watch([ticker], () => {})
   const update = await roundTrip(app, publisher, ticker)
   t.equal(update.ticker, ticker, 'messages still arrive')
   t.equal((await numsub(publisher, [`prices:${ticker}`])).get(`prices:${ticker}`), 1)
-  app.bus.unwatch(ticker, second)
+  app.bus.unwatch(second)
   await app.redis?.subscriber.ping()
   t.equal((await numsub(publisher, [`prices:${ticker}`])).get(`prices:${ticker}`), 0, 'released when the last one leaves')
 })
@@ -87,15 +85,14 @@ t.test('many watchers joining and leaving the same tickers concurrently end cons
   // A seeded sequence (deterministic randomness) of joins and leaves over three tickers.
   let seed = 12345
   const random = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 }
-  const watching: Array<{ ticker: string, listener: () => void }> = []
+  const watching: Array<{ ticker: string, watch: Watch }> = []
   for (let step = 0; step < 3000; step++) {
     if (watching.length > 0 && random() < 0.5) {
       const [left] = watching.splice(Math.floor(random() * watching.length), 1)
-      if (left !== undefined) app.bus.unwatch(left.ticker, left.listener)
+      if (left !== undefined) app.bus.unwatch(left.watch)
     } else {
-      const entry = { ticker: tickers[Math.floor(random() * 3)] ?? '', listener: () => {} }
-      app.bus.watch(entry.ticker, entry.listener)
-      watching.push(entry)
+      const ticker = tickers[Math.floor(random() * 3)] ?? ''
+      watching.push({ ticker, watch: app.bus.watch([ticker], () => {}) })
     }
     // Every few steps let the event loop send what was queued, so commands interleave with replies.
     if (step % 97 === 0) await new Promise((resolve) => setImmediate(resolve))
@@ -108,7 +105,7 @@ t.test('many watchers joining and leaving the same tickers concurrently end cons
     const watched = watching.some((entry) => entry.ticker === ticker)
     t.equal(counts.get(`prices:${ticker}`), watched ? 1 : 0, `${ticker}: subscribed exactly when watched (${watched})`)
   }
-  for (const entry of watching.splice(0)) app.bus.unwatch(entry.ticker, entry.listener)
+  for (const entry of watching.splice(0)) app.bus.unwatch(entry.watch)
   await app.redis?.subscriber.ping()
   const after = await numsub(admin, tickers.map((ticker) => `prices:${ticker}`))
   t.same([...after.values()], [0, 0, 0], 'all released')

@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { PriceUpdate } from '../../src/price.js'
-import { TickerSubscriptions, type PriceListener, type SubscriptionTarget } from '../../src/bus/ticker-subscriptions.js'
+import { TickerSubscriptions, type PriceListener, type SubscriptionTarget, type Watch } from '../../src/bus/ticker-subscriptions.js'
 import { randomInt, seededRandom } from './seeded-random.js'
 
 /** A transport's subscription side: records the calls and the resulting subscribed set. */
@@ -24,82 +24,112 @@ function listener (): PriceListener {
   return (_update: PriceUpdate) => {}
 }
 
-t.test('the first listener of a ticker subscribes once; more listeners do not', async (t) => {
+t.test('the first watch of a ticker subscribes once; more watches do not', async (t) => {
   const target = new RecordingTarget()
   const subscriptions = new TickerSubscriptions(target)
-  const [a, b, c] = [listener(), listener(), listener()]
-  subscriptions.add('AAPL', a)
-  subscriptions.add('AAPL', b)
-  subscriptions.add('AAPL', c)
-  subscriptions.add('AAPL', a)
-  t.strictSame(target.calls, ['subscribe AAPL'])
-  t.equal(subscriptions.listenerCount('AAPL'), 3, 'adding the same listener twice counts it once')
+  const watches = [subscriptions.add(['AAPL'], listener()), subscriptions.add(['AAPL', 'MSFT'], listener()), subscriptions.add(['AAPL'], listener())]
+  t.strictSame(target.calls, ['subscribe AAPL', 'subscribe MSFT'])
+  t.equal(subscriptions.listenerCount('AAPL'), 3)
+  t.equal(subscriptions.listenerCount('MSFT'), 1)
   t.ok(subscriptions.isSubscribed('AAPL'))
-  t.equal(subscriptions.size, 1)
-  t.strictSame(subscriptions.counters, { subscribeTotal: 1, unsubscribeTotal: 0 })
+  t.equal(subscriptions.size, 2)
+  t.ok(watches.every((watch) => watch.active), 'every watch is active until removed')
+  t.strictSame(subscriptions.counters, { subscribeTotal: 2, unsubscribeTotal: 0 })
 })
 
-t.test('removing the last listener unsubscribes once', async (t) => {
+t.test('ending the last watch of a ticker unsubscribes once; ending a watch twice does nothing', async (t) => {
   const target = new RecordingTarget()
   const subscriptions = new TickerSubscriptions(target)
-  const [a, b] = [listener(), listener()]
-  subscriptions.add('AAPL', a)
-  subscriptions.add('AAPL', b)
-  subscriptions.remove('AAPL', a)
-  t.strictSame(target.calls, ['subscribe AAPL'], 'one listener left: still subscribed')
-  t.ok(subscriptions.isSubscribed('AAPL'))
-  subscriptions.remove('AAPL', b)
+  const a = subscriptions.add(['AAPL'], listener())
+  const b = subscriptions.add(['AAPL'], listener())
+  subscriptions.remove(a)
+  t.strictSame(target.calls, ['subscribe AAPL'], 'one watch left: still subscribed')
+  t.notOk(a.active)
+  subscriptions.remove(a)
+  t.equal(subscriptions.listenerCount('AAPL'), 1, 'a second remove of the same watch counts nothing')
+  subscriptions.remove(b)
   t.strictSame(target.calls, ['subscribe AAPL', 'unsubscribe AAPL'])
   t.notOk(subscriptions.isSubscribed('AAPL'))
   t.equal(subscriptions.listenerCount('AAPL'), 0)
-  t.equal(subscriptions.listenersOf('AAPL'), undefined)
+  t.equal(subscriptions.storedWatchCount('AAPL'), 0, 'a released ticker keeps no list')
   t.equal(subscriptions.size, 0)
-  subscriptions.remove('AAPL', b)
+  subscriptions.remove(b)
   t.strictSame(target.calls, ['subscribe AAPL', 'unsubscribe AAPL'], 'removing it again does nothing')
   t.strictSame(subscriptions.counters, { subscribeTotal: 1, unsubscribeTotal: 1 })
-})
-
-t.test('removing an unknown listener or from an unknown ticker is a no-op', async (t) => {
-  const target = new RecordingTarget()
-  const subscriptions = new TickerSubscriptions(target)
-  const watching = listener()
-  subscriptions.add('AAPL', watching)
-  subscriptions.remove('AAPL', listener())
-  subscriptions.remove('MSFT', watching)
-  subscriptions.remove('NOPE', listener())
-  t.equal(subscriptions.listenerCount('AAPL'), 1, 'AAPL keeps its listener')
-  t.equal(subscriptions.listenerCount('MSFT'), 0, 'never negative')
-  t.strictSame(target.calls, ['subscribe AAPL'])
-  t.strictSame(subscriptions.counters, { subscribeTotal: 1, unsubscribeTotal: 0 })
-  t.equal(subscriptions.size, 1)
-  subscriptions.add('MSFT', listener())
-  t.equal(subscriptions.listenerCount('MSFT'), 1, 'a later add starts from zero')
-  t.strictSame(target.calls, ['subscribe AAPL', 'subscribe MSFT'])
 })
 
 t.test('a ticker subscribes again after it was released', async (t) => {
   const target = new RecordingTarget()
   const subscriptions = new TickerSubscriptions(target)
   const a = listener()
-  subscriptions.add('AAPL', a)
-  subscriptions.remove('AAPL', a)
-  subscriptions.add('AAPL', a)
+  subscriptions.remove(subscriptions.add(['AAPL'], a))
+  const again = subscriptions.add(['AAPL'], a)
   t.strictSame(target.calls, ['subscribe AAPL', 'unsubscribe AAPL', 'subscribe AAPL'])
   t.strictSame(subscriptions.counters, { subscribeTotal: 2, unsubscribeTotal: 1 })
+  t.ok(again.active)
 })
 
-t.test('one listener may watch several tickers; each is counted apart', async (t) => {
+t.test('one watch of several tickers: each ticker is counted apart, and ending it releases all', async (t) => {
   const target = new RecordingTarget()
   const subscriptions = new TickerSubscriptions(target)
-  const shared = listener()
-  subscriptions.add('AAPL', shared)
-  subscriptions.add('MSFT', shared)
+  const both = subscriptions.add(['AAPL', 'MSFT'], listener())
+  const msftOnly = subscriptions.add(['MSFT'], listener())
   t.equal(subscriptions.size, 2)
   t.strictSame([...subscriptions.tickers()].sort(), ['AAPL', 'MSFT'])
-  subscriptions.remove('AAPL', shared)
+  subscriptions.remove(both)
   t.strictSame([...subscriptions.tickers()], ['MSFT'])
-  t.ok(subscriptions.listenersOf('MSFT')?.has(shared))
+  t.equal(subscriptions.listenerCount('MSFT'), 1)
   t.strictSame(target.calls, ['subscribe AAPL', 'subscribe MSFT', 'unsubscribe AAPL'])
+  subscriptions.remove(msftOnly)
+  t.strictSame(target.calls, ['subscribe AAPL', 'subscribe MSFT', 'unsubscribe AAPL', 'unsubscribe MSFT'])
+})
+
+t.test('delivery calls the active watches of the ticker in order, skips ended ones, and survives a throwing listener', async (t) => {
+  const subscriptions = new TickerSubscriptions(new RecordingTarget())
+  const received: string[] = []
+  const update = { ticker: 'AAPL', ts: 1, price: { ticker: 'AAPL', price: 1, ts: 1 }, json: '{}' }
+  const errors: unknown[] = []
+  const onError = (err: unknown): void => { errors.push(err) }
+  let second: Watch | undefined
+  subscriptions.add(['AAPL'], () => {
+    received.push('first')
+    // Ends a later watch of the same delivery, and starts a new one: neither is called now.
+    if (second !== undefined) subscriptions.remove(second)
+    subscriptions.add(['AAPL'], () => received.push('added during delivery'))
+  })
+  second = subscriptions.add(['AAPL'], () => received.push('second'))
+  subscriptions.add(['AAPL'], () => { throw new Error('listener bug') })
+  subscriptions.add(['AAPL', 'MSFT'], () => received.push('last'))
+  subscriptions.deliver('AAPL', update, onError)
+  t.strictSame(received, ['first', 'last'], 'the ended watch is skipped, the new one waits for the next price')
+  t.equal(errors.length, 1, 'the throwing listener is reported')
+  t.match(String(errors[0]), /listener bug/)
+  subscriptions.deliver('NOPE', update, onError)
+  t.strictSame(received, ['first', 'last'], 'nothing watches NOPE')
+})
+
+t.test('ended watches are dropped from a list once they outnumber the active ones', async (t) => {
+  const subscriptions = new TickerSubscriptions(new RecordingTarget())
+  const keep = subscriptions.add(['AAPL'], listener())
+  let maxStored = 0
+  // Churn as a registration burst makes it: every new watch ends an older one.
+  let previous = subscriptions.add(['AAPL'], listener())
+  for (let i = 0; i < 10_000; i++) {
+    const next = subscriptions.add(['AAPL'], listener())
+    subscriptions.remove(previous)
+    previous = next
+    maxStored = Math.max(maxStored, subscriptions.storedWatchCount('AAPL'))
+  }
+  t.equal(subscriptions.listenerCount('AAPL'), 2, 'two active watches')
+  // Three are active at each add (before the older one ends): at most 2 x 3 + 8 (the slack) stored.
+  t.ok(maxStored <= 2 * 3 + 8, `the list never held more than twice its active watches plus the slack (at most ${maxStored})`)
+  t.ok(keep.active)
+  // A large crowd that leaves: the list shrinks with the next add, not only when the ticker is released.
+  const crowd = Array.from({ length: 1000 }, () => subscriptions.add(['AAPL'], listener()))
+  for (const watch of crowd) subscriptions.remove(watch)
+  subscriptions.add(['AAPL'], listener())
+  t.ok(subscriptions.storedWatchCount('AAPL') <= 2 * 3 + 8, `compacted after the crowd left (${subscriptions.storedWatchCount('AAPL')})`)
+  t.equal(subscriptions.listenerCount('AAPL'), 3)
 })
 
 t.test('random adds and removes keep the target subscribed to exactly the watched tickers', async (t) => {
@@ -108,26 +138,22 @@ t.test('random adds and removes keep the target subscribed to exactly the watche
   const target = new RecordingTarget()
   const subscriptions = new TickerSubscriptions(target)
   const tickers = ['AAPL', 'MSFT', 'NVDA', 'TSLA']
-  const listeners = Array.from({ length: 6 }, () => listener())
-  /** The model: which listeners watch which ticker. */
-  const model = new Map<string, Set<PriceListener>>(tickers.map((ticker) => [ticker, new Set()]))
+  /** The model: the live watches, each with its tickers. */
+  const live: Watch[] = []
   let mismatches = 0
   for (let step = 0; step < 4000; step++) {
-    const ticker = tickers[randomInt(random, tickers.length)] ?? 'AAPL'
-    const chosen = listeners[randomInt(random, listeners.length)] ?? listener()
-    const watchers = model.get(ticker) ?? new Set()
-    if (random() < 0.5) {
-      subscriptions.add(ticker, chosen)
-      watchers.add(chosen)
+    if (random() < 0.5 || live.length === 0) {
+      const chosen = tickers.filter(() => random() < 0.5)
+      live.push(subscriptions.add(chosen.length > 0 ? chosen : ['AAPL'], listener()))
     } else {
-      subscriptions.remove(ticker, chosen)
-      watchers.delete(chosen)
+      const [ended] = live.splice(randomInt(random, live.length), 1)
+      if (ended !== undefined) subscriptions.remove(ended)
     }
-    const watched = tickers.filter((candidate) => (model.get(candidate)?.size ?? 0) > 0)
+    const watched = tickers.filter((ticker) => live.some((watch) => watch.tickers.includes(ticker)))
     const subscribed = [...target.subscribed].sort()
+    const countsMatch = tickers.every((ticker) => subscriptions.listenerCount(ticker) === live.filter((watch) => watch.tickers.includes(ticker)).length)
     if (JSON.stringify(subscribed) !== JSON.stringify([...watched].sort()) ||
-      subscriptions.size !== watched.length ||
-      subscriptions.listenerCount(ticker) !== watchers.size ||
+      subscriptions.size !== watched.length || !countsMatch ||
       subscriptions.counters.subscribeTotal - subscriptions.counters.unsubscribeTotal !== watched.length) {
       mismatches++
       t.fail(`step ${step}: subscribed ${subscribed.join(',')} but watched ${watched.join(',')}`)
@@ -136,7 +162,7 @@ t.test('random adds and removes keep the target subscribed to exactly the watche
   }
   t.equal(mismatches, 0, 'at every step the subscribed set is the set of watched tickers')
   t.ok(subscriptions.counters.subscribeTotal > 20, `many subscriptions came and went (${subscriptions.counters.subscribeTotal})`)
-  for (const ticker of tickers) for (const each of listeners) subscriptions.remove(ticker, each)
+  for (const watch of live) subscriptions.remove(watch)
   t.equal(subscriptions.counters.subscribeTotal, subscriptions.counters.unsubscribeTotal, 'subscribe_total == unsubscribe_total')
   t.equal(target.subscribed.size, 0, 'the target holds no subscription')
   t.equal(subscriptions.size, 0)
