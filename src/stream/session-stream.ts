@@ -114,10 +114,10 @@ export class SessionStream implements Flushable {
     this.writeEvent('prices', pricesPayload(prices))
   }
 
-  /** Called by the hub's heartbeat pass. */
-  heartbeatIfIdle (now: number): void {
+  /** Called by the hub's heartbeat pass: a comment if nothing was written since `silentSince`. */
+  heartbeatIfSilentSince (silentSince: number): void {
     if (this.phase === 'closed' || this.isCongested) return
-    if (now - this.lastWriteAt >= this.hub.settings.heartbeatMs) {
+    if (this.lastWriteAt <= silentSince) {
       this.hub.counters.heartbeatsSent++
       this.write(SSE_HEARTBEAT)
     }

@@ -153,17 +153,27 @@ export class StreamHub {
   }
 
   /**
-   * One pass over all streams instead of one timer per stream. A quarter of HEARTBEAT_MS
-   * (at most 1 s) keeps the idle gap within 1.25 x HEARTBEAT_MS at a cost of a few
-   * comparisons per stream per second.
+   * How often the heartbeat pass runs: a tenth of HEARTBEAT_MS, at most once a second. One
+   * pass over all streams instead of one timer per stream costs a comparison per stream.
    */
+  get heartbeatPassMs (): number {
+    return Math.max(1, Math.min(1000, Math.floor(this.settings.heartbeatMs / 10)))
+  }
+
+  /**
+   * The heartbeat pass: a comment to every stream that has been silent for HEARTBEAT_MS less
+   * one pass interval. Counting one pass early is what keeps every silence under
+   * HEARTBEAT_MS: a stream that reaches the threshold just after a pass gets its comment at
+   * the next one (the contract: a comment "whenever nothing was written for HEARTBEAT_MS").
+   */
+  sendDueHeartbeats (now: number): void {
+    const silentSince = now - Math.max(0, this.settings.heartbeatMs - this.heartbeatPassMs)
+    for (const stream of this.streams) stream.heartbeatIfSilentSince(silentSince)
+  }
+
   private startHeartbeats (): void {
     if (this.heartbeatTimer !== undefined) return
-    const passMs = Math.max(1, Math.min(1000, Math.floor(this.settings.heartbeatMs / 4)))
-    this.heartbeatTimer = setInterval(() => {
-      const now = this.clock()
-      for (const stream of this.streams) stream.heartbeatIfIdle(now)
-    }, passMs)
+    this.heartbeatTimer = setInterval(() => this.sendDueHeartbeats(this.clock()), this.heartbeatPassMs)
     this.heartbeatTimer.unref()
   }
 

@@ -17,10 +17,10 @@ import { StreamHub } from '../../src/stream/stream-hub.js'
 const keepAlive = setInterval(() => {}, 1000)
 t.teardown(() => clearInterval(keepAlive))
 
-function hub (overrides: Partial<ConstructorParameters<typeof StreamHub>[0]['settings']> = {}): StreamHub {
+function hub (overrides: Partial<ConstructorParameters<typeof StreamHub>[0]['settings']> = {}, clock = systemClock): StreamHub {
   const created = new StreamHub({
     settings: { flushIntervalMs: 10, heartbeatMs: 60_000, retryMs: 3000, slowConsumerMs: 10_000, ...overrides },
-    clock: systemClock,
+    clock,
     logger: silentLogger,
     random: () => 0.5
   })
@@ -194,5 +194,33 @@ t.test('prices that the snapshot already covers are not sent again', async (t) =
   stream.offer(price('MSFT', 9))
   stream.sendSnapshot([price('AAPL', 5)])
   t.equal(stream.pendingSize, 1, 'only MSFT is still pending')
+  stream.close('deleted')
+})
+
+t.test('a heartbeat comes before a silence reaches HEARTBEAT_MS, never more than one pass early', async (t) => {
+  // Time is mocked: the pass is called directly with chosen times instead of waiting for its timer.
+  let now = 1_000_000
+  const h = hub({ heartbeatMs: 1000 }, () => now)
+  t.equal(h.heartbeatPassMs, 100, 'a tenth of HEARTBEAT_MS')
+  t.equal(hub({ heartbeatMs: 15_000 }).heartbeatPassMs, 1000, 'at most once a second')
+  t.equal(hub({ heartbeatMs: 5 }).heartbeatPassMs, 1, 'at least every millisecond')
+  const sink = collectingSink()
+  const { stream } = open(h, sink)
+  stream.sendSnapshot([])
+  const heartbeats = (): number => (sink.text().match(/^: /gm) ?? []).length
+  const pass = (at: number): void => {
+    now = at
+    h.sendDueHeartbeats(now)
+  }
+  const lastWrite = now
+  pass(lastWrite + 899)
+  t.equal(heartbeats(), 0, 'silent for 899 ms: the next pass, 100 ms on, still comes before 1000 ms')
+  pass(lastWrite + 900)
+  t.equal(heartbeats(), 1, 'silent for 900 ms: the next pass could come after 1000 ms, so the comment goes now')
+  t.equal(h.counters.heartbeatsSent, 1)
+  pass(lastWrite + 1400)
+  t.equal(heartbeats(), 1, 'the comment itself counts as a write')
+  pass(lastWrite + 1800)
+  t.equal(heartbeats(), 2, '900 ms after the comment, the next one')
   stream.close('deleted')
 })
