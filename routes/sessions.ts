@@ -93,6 +93,16 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async function sessionsRoutes 
     return view
   }
 
+  // DELETE takes no body, but a client that sends `content-type: application/json` on every
+  // request sends it with an empty one: that is no body, not Fastify's 400 for an empty JSON
+  // body. Anything else, POST /sessions' empty body included, parses as before.
+  const parseJson = fastify.getDefaultJsonParser('error', 'error')
+  fastify.removeContentTypeParser('application/json')
+  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body: string, done) => {
+    if (body === '' && request.method === 'DELETE') done(null, undefined)
+    else parseJson(request, body, done)
+  })
+
   fastify.post('/sessions', {
     bodyLimit: REGISTER_BODY_LIMIT,
     // Not onRequest: the rate limiter's onRequest hook must see every request first (a 401

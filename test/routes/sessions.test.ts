@@ -203,6 +203,20 @@ t.test('DELETE /sessions/:id deactivates once, then 404', async (t) => {
   t.equal(app.sessions.counters.deactivated.deleted, 1)
 })
 
+t.test('DELETE from a client that sends a JSON content type on every request: no body is still no body', async (t) => {
+  const { baseUrl } = await startApp(t)
+  const created = await register(baseUrl, 'jill', ['AAPL'])
+  const json = { 'content-type': 'application/json' }
+  const empty = await request(baseUrl, `/sessions/${created.sessionId}`, { method: 'DELETE', headers: { ...json, 'content-length': '0' } })
+  t.equal(empty.status, 204, 'an empty JSON body is no body')
+  const again = await request(baseUrl, `/sessions/${created.sessionId}`, { method: 'DELETE', headers: json })
+  t.equal(again.status, 404, 'unknown by now, and still not a body error')
+  t.equal((await request(baseUrl, '/sessions/unknown-id', { method: 'DELETE', body: '{', headers: json })).status, 400, 'a body that is not JSON is still a 400')
+  const emptyPost = await request(baseUrl, '/sessions', { method: 'POST', headers: { ...json, 'content-length': '0' } })
+  t.equal(emptyPost.status, 400, 'POST /sessions still needs a body')
+  t.match(emptyPost.body, { statusCode: 400, error: 'Bad Request', message: /empty/ })
+})
+
 t.test('new sessions are refused with 503 while shutting down', async (t) => {
   const { app, baseUrl } = await startApp(t)
   await app.drain(1000)
