@@ -5,7 +5,9 @@ import t, { type Test } from 'tap'
 import { descriptorsFor } from './helpers/descriptors.js'
 import { register, request } from './helpers/http.js'
 import { listeningUrl, outputMatching, REPO_ROOT, spawnServer } from './helpers/server-process.js'
+import { uniqueTicker } from './helpers/redis.js'
 import { SseClient } from './helpers/sse-client.js'
+import { tcpProxy } from './helpers/tcp-proxy.js'
 
 /** The real entry point (src/server.ts) in its own process, stopped by a real signal. */
 
@@ -53,8 +55,7 @@ for (const descriptors of [1, 5]) {
   })
 }
 
-async function stuckStream (baseUrl: string, t: Test): Promise<SseClient> {
-  const tickers = Array.from({ length: 40 }, (_, i) => `T${i}`)
+async function stuckStream (baseUrl: string, t: Test, tickers = Array.from({ length: 40 }, (_, i) => `T${i}`)): Promise<SseClient> {
   const session = await register(baseUrl, 'stuck', tickers)
   const stuck = await SseClient.open(baseUrl, session.streamUrl)
   await stuck.next()
@@ -74,6 +75,26 @@ t.test('a client that never reads does not hold the shutdown past the grace peri
   t.teardown(() => { server.child.kill('SIGKILL') })
   const baseUrl = await listeningUrl(server)
   const stuck = await stuckStream(baseUrl, t)
+  const started = Date.now()
+  server.child.kill('SIGTERM')
+  const { code } = await server.exited
+  const tookMs = Date.now() - started
+  t.equal(code, 0, `exit status 0 (stderr: ${server.stderr()})`)
+  t.ok(tookMs < graceMs + 1000, `exited in ${tookMs} ms, within the grace period plus a second`)
+  stuck.close()
+})
+
+t.test('Redis connected but answering nothing does not hold the exit past the grace period either', async (t) => {
+  const graceMs = 1500
+  const proxy = await tcpProxy(t)
+  const server = spawnServer({ SHUTDOWN_GRACE_MS: String(graceMs), PUBLISH_TOKEN: 'tok', FLUSH_INTERVAL_MS: '5', REDIS_URL: proxy.url, RATE_LIMIT_MAX: '0' })
+  t.teardown(() => { server.child.kill('SIGKILL') })
+  const baseUrl = await listeningUrl(server)
+  await outputMatching(server, /"role":"commands","msg":"redis connection ready"/)
+  await outputMatching(server, /"role":"subscriber","msg":"redis connection ready"/)
+  // Unique tickers: the shared Redis carries other tests' prices too.
+  const stuck = await stuckStream(baseUrl, t, Array.from({ length: 40 }, () => uniqueTicker('G')))
+  proxy.stopForwarding()
   const started = Date.now()
   server.child.kill('SIGTERM')
   const { code } = await server.exited

@@ -60,10 +60,14 @@ export class PriceBus implements BusInbox {
     return this.transport.isReady
   }
 
-  /** Publishes validated prices to every instance, this one included. */
+  /**
+   * Publishes validated prices to every instance, this one included. Only a publish that
+   * went through counts as published: one that fails (Redis down, the publisher gets a 503)
+   * leaves this instance's snapshots as they were, like every other instance's.
+   */
   async publish (updates: readonly PriceUpdate[]): Promise<void> {
-    for (const update of updates) this.latestSeen.remember(update)
     await this.transport.publish(updates)
+    for (const update of updates) this.latestSeen.remember(update)
   }
 
   /** Starts `listener` watching `tickers` (distinct); `unwatch` with what this returns ends it. */

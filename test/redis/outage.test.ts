@@ -1,8 +1,10 @@
 import t from 'tap'
+import { priceUpdate } from '../../src/price.js'
 import { startApp } from '../helpers/app.js'
 import { register, request } from '../helpers/http.js'
 import { ownRedisServer, redisClient, redisReady, uniqueTicker } from '../helpers/redis.js'
 import { SseClient } from '../helpers/sse-client.js'
+import { tcpProxy } from '../helpers/tcp-proxy.js'
 
 t.test('Redis stopped and restarted: streams stay open and resume; /ready flips 503 -> 200', async (t) => {
   const redis = await ownRedisServer(t)
@@ -64,4 +66,24 @@ t.test('before Redis ever answers, the server runs and says 503; then becomes re
   t.equal((await request(baseUrl, '/ready')).status, 200)
   const accepted = await request(baseUrl, '/sessions', { method: 'POST', body: { userId: 'early', tickers: ['AAPL'] } })
   t.equal(accepted.status, 201)
+})
+
+t.test('Redis connected but answering nothing: requests that need it get an answer, not a wait', async (t) => {
+  const proxy = await tcpProxy(t)
+  // The default, Redis-backed rate limit: its count is one of the commands that would wait.
+  const { app, baseUrl } = await startApp(t, { REDIS_URL: proxy.url, PUBLISH_TOKEN: 'tok', RATE_LIMIT_MAX: '300' })
+  await redisReady(app)
+  const ticker = uniqueTicker('H')
+  await app.bus.publish([priceUpdate({ ticker, price: 7, ts: 1 })])
+  proxy.stopForwarding()
+
+  const session = await register(baseUrl, 'hung', [ticker])
+  t.ok(session.sessionId, 'registration answers: the rate limiter lets it through once its count times out')
+  const client = await SseClient.open(baseUrl, session.streamUrl)
+  t.teardown(() => client.close())
+  const snapshot = await client.next()
+  t.equal(snapshot.event, 'snapshot', 'the snapshot comes from the local prices once the shared cache times out')
+  t.same(snapshot.json.prices.map((price: { price: number }) => price.price), [7])
+  const publish = await request(baseUrl, '/prices', { method: 'POST', headers: { authorization: 'Bearer tok' }, body: { ticker, price: 8 } })
+  t.equal(publish.status, 503, 'a publish that gets no answer is a 503')
 })

@@ -6,6 +6,7 @@ import { metric, metrics, register, request } from '../helpers/http.js'
 import { assertNothingLeft } from '../helpers/leaks.js'
 import { numsub, redisClient, redisReady, SHARED_REDIS_URL, uniqueTicker } from '../helpers/redis.js'
 import { SseClient } from '../helpers/sse-client.js'
+import { tcpProxy } from '../helpers/tcp-proxy.js'
 
 /** Resolves when the next message arrives on `channel`: proof that Redis routes it to us. */
 async function roundTrip (app: Awaited<ReturnType<typeof startApp>>['app'], publisher: ReturnType<typeof redisClient>, ticker: string): Promise<PriceUpdate> {
@@ -110,4 +111,28 @@ t.test('many watchers joining and leaving the same tickers concurrently end cons
   const after = await numsub(admin, tickers.map((ticker) => `prices:${ticker}`))
   t.same([...after.values()], [0, 0, 0], 'all released')
   t.equal(subs.counters.subscribeTotal, subs.counters.unsubscribeTotal)
+})
+
+t.test('a SUBSCRIBE a dropped connection left unanswered is not sent again for a ticker nobody watches any more', async (t) => {
+  // A proxy in front of the shared Redis: this server's connections can be cut alone.
+  const proxy = await tcpProxy(t)
+  // The Redis-backed rate limiter would wait on the unanswering connection too.
+  const { app, baseUrl } = await startApp(t, { REDIS_URL: proxy.url, RATE_LIMIT_MAX: '0' })
+  await redisReady(app)
+  const admin = redisClient(t)
+  const ticker = uniqueTicker('R')
+  const channel = `prices:${ticker}`
+
+  proxy.stopForwarding()
+  const session = await register(baseUrl, 'resend', [ticker])
+  await proxy.down()
+  // The SUBSCRIBE went out and was never answered; the connection is gone. Nobody wants the ticker now.
+  t.equal((await request(baseUrl, `/sessions/${session.sessionId}`, { method: 'DELETE' })).status, 204)
+  await proxy.up()
+  await redisReady(app)
+  await app.redis?.subscriber.ping()
+  t.equal((await numsub(admin, [channel])).get(channel), 0, 'after the reconnect, nothing is subscribed to it')
+  const values = await metrics(baseUrl)
+  t.equal(metric(values, 'tickstream_bus_subscriptions'), 0)
+  t.equal(metric(values, 'tickstream_bus_subscribe_total'), metric(values, 'tickstream_bus_unsubscribe_total'))
 })
