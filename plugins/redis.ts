@@ -27,7 +27,7 @@ const RECONNECT_MAX_DELAY_MS = 2000
  * that stays connected but stops answering would otherwise hold every request that needs it
  * (the rate limiter's count, a publish, a snapshot's cache read) for as long as it lasts.
  */
-export const COMMAND_TIMEOUT_MS = 2000
+const COMMAND_TIMEOUT_MS = 2000
 /**
  * How long a close waits for QUIT before dropping the connection. At shutdown it runs after
  * the HTTP server has closed (by SHUTDOWN_GRACE_MS at the latest), and the exit must come
@@ -41,9 +41,8 @@ const QUIT_TIMEOUT_MS = 500
  *
  * Not @fastify/redis: it holds plugin registration until Redis answers, but the contract
  * wants the server up and answering 503 until then. Both clients reconnect forever with a
- * capped back-off, fail commands at once while disconnected and those in flight when the
- * connection drops (no offline queue, no re-sending, so nothing stale is replayed later),
- * and never throw connection errors at the process.
+ * capped back-off, fail commands at once while disconnected (no offline queue, so nothing
+ * stale is replayed later), and never throw connection errors at the process.
  */
 export default fp<RedisPluginOptions>(async function redisPlugin (fastify, options) {
   const url = fastify.config.redisUrl
@@ -57,15 +56,14 @@ export default fp<RedisPluginOptions>(async function redisPlugin (fastify, optio
       connectionName: `tickstream-${role}`,
       enableOfflineQueue: false,
       autoResubscribe: false,
-      // A command in flight when the connection drops fails rather than being sent again on
-      // reconnect: a re-sent SUBSCRIBE would outlive the sessions that wanted it (the
-      // subscriber follows `wanted` on 'ready' instead), a re-sent PUBLISH would duplicate a
-      // price its publisher was already told failed.
-      autoResendUnfulfilledCommands: false,
       maxRetriesPerRequest: 1,
       retryStrategy: (attempt) => Math.min(attempt * 100, RECONNECT_MAX_DELAY_MS),
-      // Not on the subscriber: its SUBSCRIBEs are re-sent from `wanted` on every 'ready' anyway.
-      ...(role === 'commands' ? { commandTimeout: COMMAND_TIMEOUT_MS } : {})
+      // Commands only. A command left unanswered by a dropped connection is not sent again
+      // on reconnect (a PUBLISH could land long after its publisher got a 503); ioredis then
+      // never settles it, so the timeout is what fails it. The subscriber keeps ioredis'
+      // re-sending, which settles its commands, and rebuilds its subscriptions from
+      // `wanted` after every reconnect (src/bus/redis-transport.ts).
+      ...(role === 'commands' ? { commandTimeout: COMMAND_TIMEOUT_MS, autoResendUnfulfilledCommands: false } : {})
     })
     client.on('error', (err: Error) => warning.warn({ err, role }, 'redis connection error'))
     client.on('ready', () => fastify.log.info({ role }, 'redis connection ready'))

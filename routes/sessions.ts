@@ -96,7 +96,7 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async function sessionsRoutes 
   // DELETE takes no body, but a client that sends `content-type: application/json` on every
   // request sends it with an empty one: that is no body, not Fastify's 400 for an empty JSON
   // body. Anything else, POST /sessions' empty body included, parses as before.
-  const parseJson = fastify.getDefaultJsonParser('error', 'error')
+  const parseJson = fastify.getDefaultJsonParser(fastify.initialConfig.onProtoPoisoning ?? 'error', fastify.initialConfig.onConstructorPoisoning ?? 'error')
   fastify.removeContentTypeParser('application/json')
   fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body: string, done) => {
     if (body === '' && request.method === 'DELETE') done(null, undefined)

@@ -61,13 +61,17 @@ export class PriceBus implements BusInbox {
   }
 
   /**
-   * Publishes validated prices to every instance, this one included. Only a publish that
-   * went through counts as published: one that fails (Redis down, the publisher gets a 503)
-   * leaves this instance's snapshots as they were, like every other instance's.
+   * Publishes validated prices to every instance, this one included. A price is remembered
+   * here only once the publish went through: one that fails (Redis down, a 503) leaves this
+   * instance's snapshots as they were. A subscribed ticker's price is not remembered here at
+   * all: it comes back through `deliver`, in the bus's order, and remembering it again once
+   * the publish returns could put it back over a newer price delivered meanwhile.
    */
   async publish (updates: readonly PriceUpdate[]): Promise<void> {
     await this.transport.publish(updates)
-    for (const update of updates) this.latestSeen.remember(update)
+    for (const update of updates) {
+      if (!this.subscriptions.isSubscribed(update.ticker)) this.latestSeen.remember(update)
+    }
   }
 
   /** Starts `listener` watching `tickers` (distinct); `unwatch` with what this returns ends it. */
@@ -82,10 +86,9 @@ export class PriceBus implements BusInbox {
 
   deliver (update: PriceUpdate): void {
     // A message can still arrive for a ticker just released; nobody wants it.
-    if (!this.subscriptions.isSubscribed(update.ticker)) return
+    if (!this.subscriptions.deliver(update.ticker, update, this.reportListenerError)) return
     this.counters.pricesReceived++
     this.latestSeen.remember(update)
-    this.subscriptions.deliver(update.ticker, update, this.reportListenerError)
   }
 
   // Listeners only touch memory; this keeps one bug from starving the others.

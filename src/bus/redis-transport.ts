@@ -53,11 +53,14 @@ export interface RedisTransportOptions {
  * released and wanted again before Redis answers ends up subscribed.
  *
  * ioredis' own `autoResubscribe` and offline queue are off: they would replay what was asked
- * while disconnected, including subscriptions since released. Re-subscribing from `wanted`
- * on 'ready' is the one rule, and the restart test proves it.
+ * while disconnected, including subscriptions since released. After every reconnect the
+ * subscriptions are dropped and rebuilt from `wanted` (UNSUBSCRIBE with no channel, then
+ * SUBSCRIBE): that is the one rule, and the restart and resend tests prove it.
  */
 export class RedisTransport implements BusTransport {
   private readonly wanted = new Set<string>()
+  /** A reconnect, not the first connect, may find subscriptions it did not ask for. */
+  private connectedBefore = false
   private readonly commands: Redis
   private readonly subscriber: Redis
   private readonly clock: Clock
@@ -71,7 +74,10 @@ export class RedisTransport implements BusTransport {
     this.logger = options.logger
     this.redisWarning = new RateLimitedWarning(options.logger, REDIS_WARN_INTERVAL_MS, options.clock)
     this.subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message))
-    this.subscriber.on('ready', () => this.subscribeWanted())
+    // ioredis re-sends the commands a dropped connection left unanswered right after 'ready':
+    // a SUBSCRIBE among them may be for a ticker released since. Once they are out (next
+    // tick), the subscriptions are rebuilt from `wanted`.
+    this.subscriber.on('ready', () => process.nextTick(() => this.resubscribe()))
   }
 
   get isReady (): boolean {
@@ -121,6 +127,13 @@ export class RedisTransport implements BusTransport {
   private onMessage (channel: string, message: string): void {
     if (!channel.startsWith(PRICE_CHANNEL_PREFIX)) return
     this.inbox.deliverMessage(channel.slice(PRICE_CHANNEL_PREFIX.length), message)
+  }
+
+  /** After every (re)connect: nothing but `wanted` stays subscribed. */
+  private resubscribe (): void {
+    if (this.connectedBefore) this.send('unsubscribe', [])
+    this.connectedBefore = true
+    this.subscribeWanted()
   }
 
   private subscribeWanted (): void {

@@ -123,6 +123,7 @@ export class SessionRegistry {
       createdAt: this.clock(),
       state: 'pending',
       stream: undefined,
+      // The listener runs only on later deliveries, never within watch(), so `session` is set by then.
       busWatch: this.bus.watch(sessionTickers, (update) => session.stream?.offer(update))
     }
     this.sessions.set(session.id, session)

@@ -1,65 +1,76 @@
 import { once } from 'node:events'
-import { createServer, connect, type Server, type Socket } from 'node:net'
+import { createServer, connect, type Socket } from 'node:net'
 import type { Test } from 'tap'
+import { SHARED_REDIS_URL } from './redis.js'
 
 export interface TcpProxy {
   /** `redis://` URL of the proxy, for REDIS_URL. */
   url: string
   /** From now on, what clients send is dropped: a server that is connected but never answers. */
   stopForwarding: () => void
-  /** Closes the listener and every connection through it: the server is gone. */
-  down: () => Promise<void>
-  /** Listens again on the same port, forwarding as before. */
-  up: () => Promise<void>
+  /**
+   * Closes every connection through the proxy (the client sees its connection drop) and
+   * holds new ones, connected but unanswered, until `release`.
+   */
+  cutConnections: () => void
+  /** Connects the held connections, and every later one, to the server, forwarding both ways. */
+  release: () => void
 }
 
 /**
  * A TCP proxy in front of the shared Redis, for the failures Redis itself cannot be asked to
- * show without disturbing other tests: an outage of this client's connections only, and a
- * Redis that stays connected but answers nothing. Closed at teardown.
+ * show without disturbing other tests: this client's connections dropped, and a Redis that
+ * stays connected but answers nothing. Closed at teardown.
  */
-export async function tcpProxy (t: Test, targetPort = 6379): Promise<TcpProxy> {
+export async function tcpProxy (t: Test, target = new URL(SHARED_REDIS_URL)): Promise<TcpProxy> {
   const sockets = new Set<Socket>()
   let forwarding = true
-  let server: Server | undefined
-  let port = 0
+  let holding = false
+  const held: Socket[] = []
 
-  const listen = async (): Promise<void> => {
-    const listening = createServer((client) => {
-      const upstream = connect(targetPort, '127.0.0.1')
-      sockets.add(client)
-      sockets.add(upstream)
-      client.on('data', (chunk) => { if (forwarding) upstream.write(chunk) })
-      upstream.pipe(client)
-      const close = (): void => {
-        client.destroy()
-        upstream.destroy()
-        sockets.delete(client)
-        sockets.delete(upstream)
-      }
-      for (const socket of [client, upstream]) {
-        socket.on('error', close)
-        socket.on('close', close)
-      }
-    })
-    listening.listen(port, '127.0.0.1')
-    await once(listening, 'listening')
-    const address = listening.address()
-    if (address === null || typeof address === 'string') throw new Error('proxy has no port')
-    port = address.port
-    server = listening
+  const bridge = (client: Socket): void => {
+    const upstream = connect(Number(target.port || 6379), target.hostname)
+    sockets.add(upstream)
+    client.on('data', (chunk) => { if (forwarding) upstream.write(chunk) })
+    upstream.pipe(client)
+    const close = (): void => {
+      client.destroy()
+      upstream.destroy()
+      sockets.delete(client)
+      sockets.delete(upstream)
+    }
+    upstream.on('error', close)
+    upstream.on('close', close)
+    client.on('close', close)
   }
 
-  const down = async (): Promise<void> => {
-    const listening = server
-    server = undefined
-    forwarding = true
+  const server = createServer((client) => {
+    sockets.add(client)
+    client.on('error', () => client.destroy())
+    if (holding) held.push(client)
+    else bridge(client)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const address = server.address()
+  if (address === null || typeof address === 'string') throw new Error('proxy has no port')
+
+  t.teardown(async () => {
     for (const socket of sockets) socket.destroy()
-    sockets.clear()
-    if (listening !== undefined) await new Promise<void>((resolve) => listening.close(() => resolve()))
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+  return {
+    url: `redis://127.0.0.1:${address.port}`,
+    stopForwarding: () => { forwarding = false },
+    cutConnections: () => {
+      holding = true
+      for (const socket of sockets) socket.destroy()
+      sockets.clear()
+    },
+    release: () => {
+      holding = false
+      forwarding = true
+      for (const client of held.splice(0)) if (!client.destroyed) bridge(client)
+    }
   }
-
-  await listen()
-  t.teardown(down)
-  return { url: `redis://127.0.0.1:${port}`, stopForwarding: () => { forwarding = false }, down, up: listen }
 }

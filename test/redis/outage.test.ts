@@ -86,4 +86,8 @@ t.test('Redis connected but answering nothing: requests that need it get an answ
   t.same(snapshot.json.prices.map((price: { price: number }) => price.price), [7])
   const publish = await request(baseUrl, '/prices', { method: 'POST', headers: { authorization: 'Bearer tok' }, body: { ticker, price: 8 } })
   t.equal(publish.status, 503, 'a publish that gets no answer is a 503')
+  const later = await register(baseUrl, 'hung-later', [ticker])
+  const laterClient = await SseClient.open(baseUrl, later.streamUrl)
+  t.teardown(() => laterClient.close())
+  t.same((await laterClient.next()).json.prices.map((price: { price: number }) => price.price), [7], 'the price that got a 503 is not in a later snapshot')
 })

@@ -113,7 +113,7 @@ t.test('many watchers joining and leaving the same tickers concurrently end cons
   t.equal(subs.counters.subscribeTotal, subs.counters.unsubscribeTotal)
 })
 
-t.test('a SUBSCRIBE a dropped connection left unanswered is not sent again for a ticker nobody watches any more', async (t) => {
+t.test('a SUBSCRIBE a dropped connection left unanswered does not outlive the last session of its ticker', async (t) => {
   // A proxy in front of the shared Redis: this server's connections can be cut alone.
   const proxy = await tcpProxy(t)
   // The Redis-backed rate limiter would wait on the unanswering connection too.
@@ -125,11 +125,16 @@ t.test('a SUBSCRIBE a dropped connection left unanswered is not sent again for a
 
   proxy.stopForwarding()
   const session = await register(baseUrl, 'resend', [ticker])
-  await proxy.down()
-  // The SUBSCRIBE went out and was never answered; the connection is gone. Nobody wants the ticker now.
+  // The SUBSCRIBE went out and was never answered. Now the connection drops; the reconnect
+  // is held until the session is gone, so the DELETE cannot send an UNSUBSCRIBE.
+  const dropped = new Promise<void>((resolve) => app.redis?.subscriber.once('close', () => resolve()))
+  proxy.cutConnections()
+  await dropped
   t.equal((await request(baseUrl, `/sessions/${session.sessionId}`, { method: 'DELETE' })).status, 204)
-  await proxy.up()
+  proxy.release()
   await redisReady(app)
+  // ioredis re-sends the unanswered SUBSCRIBE on 'ready'; a PING queued after the rebuild returns after all of it.
+  await new Promise((resolve) => process.nextTick(resolve))
   await app.redis?.subscriber.ping()
   t.equal((await numsub(admin, [channel])).get(channel), 0, 'after the reconnect, nothing is subscribed to it')
   const values = await metrics(baseUrl)

@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { PriceUpdate } from '../../src/price.js'
-import { TickerSubscriptions, type PriceListener, type SubscriptionTarget, type Watch } from '../../src/bus/ticker-subscriptions.js'
+import { TickerSubscriptions, Watch, type PriceListener, type SubscriptionTarget } from '../../src/bus/ticker-subscriptions.js'
 import { randomInt, seededRandom } from './seeded-random.js'
 
 /** A transport's subscription side: records the calls and the resulting subscribed set. */
@@ -130,6 +130,45 @@ t.test('ended watches are dropped from a list once they outnumber the active one
   subscriptions.add(['AAPL'], listener())
   t.ok(subscriptions.storedWatchCount('AAPL') <= 2 * 3 + 8, `compacted after the crowd left (${subscriptions.storedWatchCount('AAPL')})`)
   t.equal(subscriptions.listenerCount('AAPL'), 3)
+})
+
+t.test('a list sheds its ended watches as they end, without waiting for another add', async (t) => {
+  const subscriptions = new TickerSubscriptions(new RecordingTarget())
+  const longLived = subscriptions.add(['RARE'], listener())
+  // A burst of sessions watching RARE comes and goes; nobody watches RARE afterwards.
+  const burst = Array.from({ length: 1000 }, () => subscriptions.add(['AAPL', 'RARE'], listener()))
+  for (const watch of burst) subscriptions.remove(watch)
+  t.ok(subscriptions.storedWatchCount('RARE') <= 2 * 1 + 8, `RARE keeps ${subscriptions.storedWatchCount('RARE')} entries for its one active watch`)
+  t.equal(subscriptions.listenerCount('RARE'), 1)
+  t.equal(subscriptions.storedWatchCount('AAPL'), 0, 'AAPL, released, keeps nothing')
+  t.ok(longLived.active)
+})
+
+t.test('a list rebuilt during a delivery does not disturb that delivery', async (t) => {
+  const subscriptions = new TickerSubscriptions(new RecordingTarget())
+  const update = { ticker: 'AAPL', ts: 1, price: { ticker: 'AAPL', price: 1, ts: 1 }, json: '{}' }
+  const called: number[] = []
+  const watches: Watch[] = []
+  for (let i = 0; i < 20; i++) {
+    watches.push(subscriptions.add(['AAPL'], () => {
+      called.push(i)
+      // The first listener ends watches 1 to 15: with 5 left active of 20, the list is rebuilt.
+      if (i === 0) for (const other of watches.slice(1, 16)) subscriptions.remove(other)
+    }))
+  }
+  subscriptions.deliver('AAPL', update, () => {})
+  t.equal(subscriptions.storedWatchCount('AAPL'), 5, 'rebuilt with the five active watches')
+  t.strictSame(called, [0, 16, 17, 18, 19], 'the ended ones skipped, every active one called once')
+})
+
+t.test('only a watch that add made can be removed', async (t) => {
+  const subscriptions = new TickerSubscriptions(new RecordingTarget())
+  const watch = subscriptions.add(['AAPL'], listener())
+  t.ok(watch instanceof Watch)
+  // @ts-expect-error -- a look-alike object is not a Watch: the type rejects it
+  subscriptions.remove({ tickers: ['AAPL'], listener: listener(), active: true })
+  t.equal(subscriptions.listenerCount('AAPL'), 1, 'and at run time it is ignored: AAPL keeps its watch')
+  t.ok(subscriptions.isSubscribed('AAPL'))
 })
 
 t.test('random adds and removes keep the target subscribed to exactly the watched tickers', async (t) => {
