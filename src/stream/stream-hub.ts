@@ -43,6 +43,11 @@ export class StreamHub {
   private readonly responses = new Set<SseSink>()
   private responsesClosedWaiters: Array<() => void> = []
   private heartbeatTimer: NodeJS.Timeout | undefined
+  /**
+   * How often the heartbeat pass runs: a tenth of HEARTBEAT_MS, at most once a second. One
+   * pass over all streams instead of one timer per stream costs a comparison per stream.
+   */
+  readonly heartbeatPassMs: number
 
   constructor (options: StreamHubOptions) {
     this.settings = options.settings
@@ -51,6 +56,7 @@ export class StreamHub {
     this.random = options.random ?? Math.random
     this.scheduler = new FlushScheduler(this.settings.flushIntervalMs, this.clock)
     this.slowConsumerWarning = new RateLimitedWarning(this.logger, 10_000, this.clock)
+    this.heartbeatPassMs = Math.max(1, Math.min(1000, Math.floor(this.settings.heartbeatMs / 10)))
   }
 
   /** Streams the engine is serving (the `tickstream_streams_open` gauge). */
@@ -150,14 +156,6 @@ export class StreamHub {
     const waiters = this.responsesClosedWaiters
     this.responsesClosedWaiters = []
     for (const resolve of waiters) resolve()
-  }
-
-  /**
-   * How often the heartbeat pass runs: a tenth of HEARTBEAT_MS, at most once a second. One
-   * pass over all streams instead of one timer per stream costs a comparison per stream.
-   */
-  get heartbeatPassMs (): number {
-    return Math.max(1, Math.min(1000, Math.floor(this.settings.heartbeatMs / 10)))
   }
 
   /**

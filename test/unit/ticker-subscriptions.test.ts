@@ -1,5 +1,5 @@
 import t from 'tap'
-import type { PriceUpdate } from '../../src/price.js'
+import { priceUpdate, type PriceUpdate } from '../../src/price.js'
 import { TickerSubscriptions, Watch, type PriceListener, type SubscriptionTarget } from '../../src/bus/ticker-subscriptions.js'
 import { randomInt, seededRandom } from './seeded-random.js'
 
@@ -87,7 +87,7 @@ t.test('one watch of several tickers: each ticker is counted apart, and ending i
 t.test('delivery calls the active watches of the ticker in order, skips ended ones, and survives a throwing listener', async (t) => {
   const subscriptions = new TickerSubscriptions(new RecordingTarget())
   const received: string[] = []
-  const update = { ticker: 'AAPL', ts: 1, price: { ticker: 'AAPL', price: 1, ts: 1 }, json: '{}' }
+  const update = priceUpdate({ ticker: 'AAPL', price: 1, ts: 1 })
   const errors: unknown[] = []
   const onError = (err: unknown): void => { errors.push(err) }
   let second: Watch | undefined
@@ -146,7 +146,7 @@ t.test('a list sheds its ended watches as they end, without waiting for another 
 
 t.test('a list rebuilt during a delivery does not disturb that delivery', async (t) => {
   const subscriptions = new TickerSubscriptions(new RecordingTarget())
-  const update = { ticker: 'AAPL', ts: 1, price: { ticker: 'AAPL', price: 1, ts: 1 }, json: '{}' }
+  const update = priceUpdate({ ticker: 'AAPL', price: 1, ts: 1 })
   const called: number[] = []
   const watches: Watch[] = []
   for (let i = 0; i < 20; i++) {
