@@ -1,5 +1,6 @@
 import autocannon from 'autocannon'
 import { delay, percentile, sampleProcesses, startBaselineServer, startBreakdownServer, startTickstream, type Server } from './lib/process.js'
+import { AnswerLog } from './lib/answer-log.js'
 import { markdownTable, parseArgs, runAsScript, writeReport, type Chart } from './lib/report.js'
 
 /**
@@ -15,6 +16,9 @@ import { markdownTable, parseArgs, runAsScript, writeReport, type Chart } from '
  *   --users N         distinct users (default: as many as the profile's peak connections, one per
  *                     virtual user as in the seed's load test; each registration beyond a
  *                     user's third evicts its oldest, so about 3 x N sessions stay live)
+ *   --warmup S        before the first round, S seconds of registrations (not counted) against
+ *                     each target, so that no target's first round measures its JIT warming up
+ *                     (default 5; 0 = start cold, as until session 9)
  *   --breakdown       a third target: the whole tickstream app with a route that has the same
  *                     hooks as POST /sessions but the baseline's handler (load/breakdown-server.ts),
  *                     to split the gap into plugin cost and session-work cost
@@ -125,10 +129,8 @@ export function registrationBody (userId: string): string {
   return JSON.stringify({ userId, tickers: ['AAPL', 'MSFT', 'NVDA'] })
 }
 
-interface Answer { at: number, latency: number }
-
 /** One layer: its connections send registrations back to back until the layer ends. */
-async function runLayer (url: string, layer: Layer, answers: Answer[], result: TargetResult, startedAt: number, nextUser: () => string): Promise<void> {
+async function runLayer (url: string, layer: Layer, answers: AnswerLog, result: TargetResult, startedAt: number, nextUser: () => string): Promise<void> {
   let finish: (err: Error | null, result: autocannon.Result) => void = () => {}
   const done = new Promise<autocannon.Result>((resolve, reject) => {
     finish = (err, result) => { if (err !== null) reject(err); else resolve(result) }
@@ -149,7 +151,7 @@ async function runLayer (url: string, layer: Layer, answers: Answer[], result: T
   }, (err, result) => finish(err ?? null, result))
   instance.on('response', (_client: unknown, status: number, _bytes: number, responseTime: number) => {
     if (status < 200 || status >= 300) return
-    answers.push({ at: (performance.now() - startedAt) / 1000, latency: responseTime })
+    answers.push((performance.now() - startedAt) / 1000, responseTime)
   })
   const layerResult = await done
   result.non2xx += layerResult.non2xx
@@ -161,8 +163,33 @@ function emptyResult (target: string): TargetResult {
   return { target, requests: 0, seconds: 0, throughput: 0, p50: 0, p99: 0, max: 0, non2xx: 0, errors: 0, timeouts: 0, cpuMicrosPerRequest: 0, roundThroughputs: [], steps: [] }
 }
 
+/** Connections of the warm-up: enough to run every path hot, few enough to open at once. */
+const WARMUP_CONNECTIONS = 100
+
+/**
+ * `seconds` of registrations against one target, counted nowhere: V8 compiles the hot paths
+ * of a fresh process in its first seconds, and the more code a request runs (the whole app
+ * against the bare route), the longer that takes. Without it round 1 compares a server still
+ * warming up with one that is done (session 9: the first steps of round 1 at 0.59-0.67x).
+ */
+async function warmUp (url: string, seconds: number, nextUser: () => string): Promise<void> {
+  if (seconds <= 0) return
+  await new Promise<void>((resolve, reject) => {
+    autocannon({
+      url,
+      method: 'POST',
+      connections: WARMUP_CONNECTIONS,
+      duration: seconds,
+      sampleInt: 100,
+      timeout: 10,
+      headers: { 'content-type': 'application/json' },
+      requests: [{ setupRequest: (request) => ({ ...request, body: registrationBody(nextUser()) }) }]
+    }, (err) => { if (err === null || err === undefined) resolve(); else reject(err) })
+  })
+}
+
 /** The whole profile against one target, once: every layer starts on time, all run side by side. */
-async function runProfileOnce (url: string, steps: Step[], nextUser: () => string, result: TargetResult, answers: Answer[]): Promise<void> {
+async function runProfileOnce (url: string, steps: Step[], nextUser: () => string, result: TargetResult, answers: AnswerLog): Promise<void> {
   const startedAt = performance.now()
   await Promise.all(layersOf(steps).map(async (layer) => {
     await delay(layer.startsAt * 1000 - (performance.now() - startedAt))
@@ -187,13 +214,13 @@ export function stepIndexAt (steps: readonly Step[], at: number): number {
 }
 
 /** Totals, percentiles, per-step figures over every round of one target, and each round's throughput. */
-function summarize (result: TargetResult, answers: Answer[], steps: Step[], answersPerRound: number[], cpuMicros: number): TargetResult {
+function summarize (result: TargetResult, answers: AnswerLog, steps: Step[], answersPerRound: number[], cpuMicros: number): TargetResult {
   const lastStep = steps[steps.length - 1]
   const profileSeconds = lastStep === undefined ? 0 : lastStep.startsAt + lastStep.seconds
   const rounds = answersPerRound.length
   result.seconds = profileSeconds * rounds
   result.roundThroughputs = answersPerRound.map((count) => count / profileSeconds)
-  const latencies = answers.map((answer) => answer.latency).sort((a, b) => a - b)
+  const latencies = answers.sortedLatencies()
   result.requests = latencies.length
   result.throughput = result.requests / result.seconds
   result.p50 = percentile(latencies, 50)
@@ -202,9 +229,9 @@ function summarize (result: TargetResult, answers: Answer[], steps: Step[], answ
   result.cpuMicrosPerRequest = cpuMicros / Math.max(1, result.requests)
   // Each answer into its step's bucket in one pass (steps are in time order, back to back).
   const latenciesByStep: number[][] = steps.map(() => [])
-  for (const answer of answers) {
-    const index = stepIndexAt(steps, answer.at)
-    if (index !== -1) latenciesByStep[index]?.push(answer.latency)
+  for (let answer = 0; answer < answers.length; answer++) {
+    const index = stepIndexAt(steps, answers.timeAt(answer))
+    if (index !== -1) latenciesByStep[index]?.push(answers.latencyAt(answer))
   }
   steps.forEach((step, index) => {
     const inStep = (latenciesByStep[index] ?? []).sort((a, b) => a - b)
@@ -219,10 +246,14 @@ function summarize (result: TargetResult, answers: Answer[], steps: Step[], answ
  * `rounds` > 1 the order reverses every round (A B C, C B A, ...), so a machine that drifts
  * during the run favours no target; the results add up every round.
  */
-export async function runProfiles (targets: Array<{ name: string, server: Server, path?: string }>, steps: Step[], users?: number, rounds = 1): Promise<TargetResult[]> {
+export async function runProfiles (targets: Array<{ name: string, server: Server, path?: string }>, steps: Step[], users?: number, rounds = 1, warmupSeconds = 0): Promise<TargetResult[]> {
   // As many users as the profile's peak connections unless told otherwise: each registers again and again.
   const userCount = users ?? Math.max(...steps.map((step) => step.connections))
-  const runs = targets.map((target) => ({ target, result: emptyResult(target.name), answers: [] as Answer[], answersPerRound: [] as number[], user: 0, cpuMicros: 0 }))
+  const runs = targets.map((target) => ({ target, result: emptyResult(target.name), answers: new AnswerLog(), answersPerRound: [] as number[], user: 0, cpuMicros: 0 }))
+  for (const run of runs) {
+    // The same users as the rounds, so round 1 also starts with their sessions registered.
+    await warmUp(`${run.target.server.url}${run.target.path ?? '/sessions'}`, warmupSeconds, () => `user-${run.user++ % userCount}`)
+  }
   for (let round = 0; round < rounds; round++) {
     for (const run of round % 2 === 0 ? runs : [...runs].reverse()) {
       const nextUser = (): string => `user-${run.user++ % userCount}`
@@ -236,9 +267,13 @@ export async function runProfiles (targets: Array<{ name: string, server: Server
   return runs.map((run) => summarize(run.result, run.answers, steps, run.answersPerRound, run.cpuMicros))
 }
 
+const DEFAULT_WARMUP_SECONDS = 5
+
 export interface RegistrationRun {
   profile: string
   scale: number
+  /** Seconds of uncounted registrations against each target before the first round. */
+  warmupSeconds: number
   /** Distinct users: `--users`, or as many as the profile's peak connections. */
   users: number
   /** Times the profile ran against each target, in alternating order. */
@@ -251,10 +286,17 @@ export interface RegistrationRun {
    * tickstream / baseline; `cpuPerRequest` is the servers' own CPU per 2xx (above 1: tickstream
    * costs more); `throughputPerRound` the throughput ratio of each round on its own.
    */
-  ratios: { throughput: number, p99: number, cpuPerRequest: number, throughputPerRound: number[] }
+  ratios: {
+    throughput: number
+    p99: number
+    cpuPerRequest: number
+    throughputPerRound: number[]
+    /** The same two ratios over the steps at the peak connection count only (see `atPeak`). */
+    atPeak: { connections: number, throughput: number, p99: number }
+  }
 }
 
-export async function runRegistration (profile: 'smoke' | 'spike', scale: number, shedMs?: string, breakdown = false, users?: number, rounds = 2): Promise<RegistrationRun> {
+export async function runRegistration (profile: 'smoke' | 'spike', scale: number, shedMs?: string, breakdown = false, users?: number, rounds = 2, warmupSeconds = DEFAULT_WARMUP_SECONDS): Promise<RegistrationRun> {
   const [peak, spike] = profile === 'spike' ? [1000, 1500] : [100, 150]
   const steps = stepsOf(stagedProfile(peak, spike), scale)
   // Both servers run in their own processes; only one is under load at any moment.
@@ -269,7 +311,7 @@ export async function runRegistration (profile: 'smoke' | 'spike', scale: number
       { name: 'bare Fastify route', server: baselineServer },
       { name: 'tickstream', server: tickstreamServer },
       ...(breakdownServer === undefined ? [] : [{ name: 'tickstream plugins, bare handler', server: breakdownServer, path: '/sessions-bare' }])
-    ], steps, users, rounds)
+    ], steps, users, rounds, warmupSeconds)
   } finally {
     await Promise.all([baselineServer.stop(), tickstreamServer.stop(), breakdownServer?.stop()])
   }
@@ -278,6 +320,7 @@ export async function runRegistration (profile: 'smoke' | 'spike', scale: number
   return {
     profile,
     scale,
+    warmupSeconds,
     users: users ?? spike,
     rounds,
     baseline,
@@ -289,11 +332,36 @@ export async function runRegistration (profile: 'smoke' | 'spike', scale: number
 
 /** tickstream against the baseline, as `RegistrationRun.ratios` gives them. */
 export function registrationRatios (tickstream: TargetResult, baseline: TargetResult): RegistrationRun['ratios'] {
+  const tickstreamAtPeak = atPeak(tickstream)
+  const baselineAtPeak = atPeak(baseline)
   return {
     throughput: tickstream.throughput / baseline.throughput,
     p99: tickstream.p99 / baseline.p99,
     cpuPerRequest: tickstream.cpuMicrosPerRequest / baseline.cpuMicrosPerRequest,
-    throughputPerRound: roundRatios(tickstream, baseline)
+    throughputPerRound: roundRatios(tickstream, baseline),
+    atPeak: {
+      connections: baselineAtPeak.connections,
+      throughput: tickstreamAtPeak.throughput / baselineAtPeak.throughput,
+      p99: tickstreamAtPeak.p99 / baselineAtPeak.p99
+    }
+  }
+}
+
+/**
+ * A target at the profile's peak connection count (1500 in the spike profile: its one-minute
+ * hold), which is where the issue's target is set ("registration at 1500 connections"). The
+ * whole-profile figures also count the ramp from a few connections up, where a server spends
+ * less of each request in the kernel and so more in its own code. With several steps at the
+ * peak: their mean throughput (steps are equally long) and their highest p99.
+ */
+export function atPeak (result: TargetResult): { connections: number, throughput: number, p99: number } {
+  const connections = Math.max(0, ...result.steps.map((step) => step.connections))
+  const peakSteps = result.steps.filter((step) => step.connections === connections)
+  if (peakSteps.length === 0) return { connections, throughput: Number.NaN, p99: Number.NaN }
+  return {
+    connections,
+    throughput: peakSteps.reduce((sum, step) => sum + step.throughput, 0) / peakSteps.length,
+    p99: Math.max(...peakSteps.map((step) => step.p99))
   }
 }
 
@@ -315,10 +383,11 @@ export function registrationSummary (run: RegistrationRun, command: string): str
     ? ''
     : `Breakdown of the throughput gap: tickstream's plugins and hooks around the baseline's handler ${(run.pluginsOnly.throughput / run.baseline.throughput).toFixed(2)}x the baseline; ` +
       `the session work on top of them ${(run.tickstream.throughput / run.pluginsOnly.throughput).toFixed(2)}x that.\n`
-  return `# Registration load (${run.profile}, scale ${run.scale}, users: ${run.users}, rounds: ${run.rounds})\n\n\`${command}\`\n\n` +
+  return `# Registration load (${run.profile}, scale ${run.scale}, users: ${run.users}, rounds: ${run.rounds}, warm-up: ${run.warmupSeconds} s per target)\n\n\`${command}\`\n\n` +
     markdownTable(['target', '2xx', '2xx/s', 'p50 ms', 'p99 ms', 'max ms', 'non-2xx', 'errors', 'timeouts', 'server CPU µs/2xx'], rows) +
     `\n\nRatios (tickstream / baseline): throughput ${run.ratios.throughput.toFixed(2)}x, p99 ${run.ratios.p99.toFixed(2)}x, ` +
     `server CPU per registration ${run.ratios.cpuPerRequest.toFixed(2)}x (the throughput the servers' own CPU would allow: ${(1 / run.ratios.cpuPerRequest).toFixed(2)}x)\n` +
+    `At the peak (${run.ratios.atPeak.connections} connections): throughput ${run.ratios.atPeak.throughput.toFixed(2)}x, p99 ${run.ratios.atPeak.p99.toFixed(2)}x\n` +
     `Throughput ratio round by round: ${formatRatios(run.ratios.throughputPerRound)}` +
     (run.pluginsOnly === undefined ? '' : `; plugins around the bare handler / baseline: ${formatRatios(roundRatios(run.pluginsOnly, run.baseline))}`) +
     '\n' + breakdown
@@ -336,8 +405,10 @@ async function main (): Promise<void> {
   if (users !== undefined && !(Number.isInteger(users) && users >= 1)) throw new Error(`--users must be a positive integer, got ${usersArg}`)
   const rounds = Number(args.get('rounds') ?? '2')
   if (!(Number.isInteger(rounds) && rounds >= 1)) throw new Error(`--rounds must be a positive integer, got ${args.get('rounds')}`)
-  const run = await runRegistration(profile, scale, shedMs, breakdown, users, rounds)
-  const command = `npm run load:registration -- --profile ${profile} --scale ${scale}${shedMs === undefined ? '' : ` --shed-ms ${shedMs}`}${users === undefined ? '' : ` --users ${users}`}${rounds === 2 ? '' : ` --rounds ${rounds}`}${breakdown ? ' --breakdown' : ''}`
+  const warmupSeconds = Number(args.get('warmup') ?? String(DEFAULT_WARMUP_SECONDS))
+  if (!(warmupSeconds >= 0)) throw new Error(`--warmup must be a number of seconds >= 0, got ${args.get('warmup')}`)
+  const run = await runRegistration(profile, scale, shedMs, breakdown, users, rounds, warmupSeconds)
+  const command = `npm run load:registration -- --profile ${profile} --scale ${scale}${shedMs === undefined ? '' : ` --shed-ms ${shedMs}`}${users === undefined ? '' : ` --users ${users}`}${rounds === 2 ? '' : ` --rounds ${rounds}`}${warmupSeconds === DEFAULT_WARMUP_SECONDS ? '' : ` --warmup ${warmupSeconds}`}${breakdown ? ' --breakdown' : ''}`
   const charts: Chart[] = [
     { title: 'p99 latency per step', yLabel: 'ms', series: [run.baseline, run.tickstream, ...(run.pluginsOnly === undefined ? [] : [run.pluginsOnly])].map((r) => ({ name: r.target, points: r.steps.map((s) => [s.at, s.p99] as [number, number]) })) },
     { title: 'connections', yLabel: 'connections', series: [{ name: 'connections', points: run.tickstream.steps.map((s) => [s.at, s.connections] as [number, number]) }] }

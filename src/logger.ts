@@ -12,6 +12,16 @@ export interface Logger {
   warn: LogFn
   info: LogFn
   debug: LogFn
+  /** pino's level check; loggers without one (test doubles) are taken to write everything. */
+  isLevelEnabled?: (level: string) => boolean
+}
+
+/**
+ * Whether a debug line would be written. Hot paths (every registration, every eviction) ask
+ * first, so that with debug off they do not build the line's fields at all.
+ */
+export function isDebugEnabled (logger: Logger): boolean {
+  return logger.isLevelEnabled?.('debug') ?? true
 }
 
 const ignore: LogFn = () => {}

@@ -30,6 +30,18 @@ t.test('each deactivation is one structured debug line: id prefix, reason, lifet
   t.equal(entries[0].sessionId, session.sessionId.slice(0, 8))
   t.equal(entries[0].reason, 'deleted')
   t.type(entries[0].lifetimeMs, 'number')
+  const registered = lines.map((line) => JSON.parse(line)).filter((entry) => entry.msg === 'session registered')
+  t.equal(registered.length, 1, 'the registration is one debug line too')
+  t.match(registered[0], { level: 20, sessionId: session.sessionId.slice(0, 8), evicted: 0, reqId: String })
+})
+
+t.test('at info level neither debug line is built or written', async (t) => {
+  const lines: string[] = []
+  const { baseUrl } = await startApp(t, { LOG_LEVEL: 'info' }, { logLines: lines })
+  const session = await register(baseUrl, 'erin', ['AAPL'])
+  await request(baseUrl, `/sessions/${session.sessionId}`, { method: 'DELETE' })
+  t.ok(lines.length > 0, 'info lines were written')
+  t.notOk(lines.some((line) => /session (registered|deactivated)/.test(line)), 'no debug line')
 })
 
 t.test('registration latency and flush size are histograms; event-loop lag is exposed', async (t) => {

@@ -121,7 +121,7 @@ export async function startNodeServer (file: string, nodeArgs: string[], env: Re
   return { url, child, pids: () => [pid], stop, stdout: () => output }
 }
 
-export function percentile (sorted: number[], p: number): number {
+export function percentile (sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return Number.NaN
   const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
   return sorted[index] ?? Number.NaN

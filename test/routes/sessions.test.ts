@@ -66,6 +66,20 @@ t.test('registering one more than MAX_SESSIONS_PER_USER evicts the oldest', asyn
   }
 })
 
+t.test('deleting a session that is not the oldest frees its place; eviction still takes the oldest', async (t) => {
+  const { baseUrl } = await startApp(t, { MAX_SESSIONS_PER_USER: '3' })
+  const first = await register(baseUrl, 'fred', ['AAPL'])
+  const second = await register(baseUrl, 'fred', ['AAPL'])
+  const third = await register(baseUrl, 'fred', ['AAPL'])
+  t.equal((await request(baseUrl, `/sessions/${second.sessionId}`, { method: 'DELETE' })).status, 204)
+  const fourth = await register(baseUrl, 'fred', ['AAPL'])
+  t.same(fourth.evicted, [], 'the deleted one made room')
+  const fifth = await register(baseUrl, 'fred', ['AAPL'])
+  t.same(fifth.evicted, [first.sessionId], 'then the oldest goes')
+  const sixth = await register(baseUrl, 'fred', ['AAPL'])
+  t.same(sixth.evicted, [third.sessionId], 'and the next oldest, in creation order')
+})
+
 t.test('with MAX_SESSIONS_PER_USER=1 each registration evicts the previous one', async (t) => {
   const { baseUrl } = await startApp(t, { MAX_SESSIONS_PER_USER: '1' })
   const first = await register(baseUrl, 'frank', ['AAPL'])

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { formatNumber, markdownTable, npmRunCommand, parseArgs, svgCharts } from '../../load/lib/report.js'
 import { instructionsSummary } from '../../load/instructions.js'
-import { layersOf, registrationRatios, registrationSummary, roundRatios, stagedProfile, stepIndexAt, stepsOf, type TargetResult } from '../../load/registration.js'
+import { atPeak, layersOf, registrationRatios, registrationSummary, roundRatios, stagedProfile, stepIndexAt, stepsOf, type TargetResult } from '../../load/registration.js'
 
 t.test('the staged profile compresses by --scale into steps that follow the ramps', async (t) => {
   const stages = stagedProfile(100, 150)
@@ -94,14 +94,15 @@ t.test('the registration summary gives the targets side by side, the ratios, rou
   const result = (target: string, throughput: number, p99: number, cpuMicrosPerRequest: number, roundThroughputs: number[]): TargetResult => ({
     target, requests: throughput * 60, seconds: 60, throughput, p50: p99 / 2, p99, max: p99 * 3, non2xx: 0, errors: 0, timeouts: 0, cpuMicrosPerRequest, roundThroughputs, steps: []
   })
-  const baseline = result('bare Fastify route', 1000, 100, 40, [900, 1100])
-  const tickstream = result('tickstream', 800, 120, 50, [720, 880])
+  const baseline = { ...result('bare Fastify route', 1000, 100, 40, [900, 1100]), steps: [{ at: 0, connections: 10, p99: 50, throughput: 1200 }, { at: 2, connections: 15, p99: 80, throughput: 1000 }] }
+  const tickstream = { ...result('tickstream', 800, 120, 50, [720, 880]), steps: [{ at: 0, connections: 10, p99: 60, throughput: 900 }, { at: 2, connections: 15, p99: 84, throughput: 850 }] }
   const pluginsOnly = result('tickstream plugins, bare handler', 900, 110, 45, [810, 990])
-  const run = { profile: 'spike', scale: 0.1, users: 1500, rounds: 2, baseline, tickstream, pluginsOnly, ratios: registrationRatios(tickstream, baseline) }
+  const run = { profile: 'spike', scale: 0.1, warmupSeconds: 5, users: 1500, rounds: 2, baseline, tickstream, pluginsOnly, ratios: registrationRatios(tickstream, baseline) }
   const text = registrationSummary(run, 'npm run load:registration -- --profile spike --breakdown')
-  t.match(text, /^# Registration load \(spike, scale 0\.1, users: 1500, rounds: 2\)\n\n`npm run load:registration -- --profile spike --breakdown`/)
+  t.match(text, /^# Registration load \(spike, scale 0\.1, users: 1500, rounds: 2, warm-up: 5 s per target\)\n\n`npm run load:registration -- --profile spike --breakdown`/)
   t.match(text, '| tickstream | 48000 | 800 | 60 | 120 | 360 | 0 | 0 | 0 | 50 |', 'one row per target, 2xx first')
   t.match(text, 'throughput 0.80x, p99 1.20x, server CPU per registration 1.25x (the throughput the servers\' own CPU would allow: 0.80x)')
+  t.match(text, 'At the peak (15 connections): throughput 0.85x, p99 1.05x\n', 'the peak step alone, apart from the whole profile')
   t.match(text, 'Throughput ratio round by round: 0.80x, 0.80x; plugins around the bare handler / baseline: 0.90x, 0.90x')
   t.match(text, "plugins and hooks around the baseline's handler 0.90x the baseline; the session work on top of them 0.89x that")
 
@@ -117,4 +118,18 @@ t.test('the instruction summary gives each target against the first, both ways',
   ], 'npm run load:instructions')
   t.match(text, '| bare Fastify route | 1000 | 560 | 1.00 | 1.00 |')
   t.match(text, '| tickstream | 1000 | 700 | 1.25 | 0.80 |', 'cost 1.25x the bare route, 0.80x its throughput-equivalent')
+})
+
+t.test('at the peak: the steps at the highest connection count, their mean throughput and highest p99', async (t) => {
+  const withSteps = (steps: TargetResult['steps']): TargetResult => ({
+    target: 'x', requests: 0, seconds: 0, throughput: 0, p50: 0, p99: 0, max: 0, non2xx: 0, errors: 0, timeouts: 0, cpuMicrosPerRequest: 0, roundThroughputs: [], steps
+  })
+  t.same(atPeak(withSteps([
+    { at: 0, connections: 100, p99: 10, throughput: 5000 },
+    { at: 2, connections: 1500, p99: 40, throughput: 3000 },
+    { at: 4, connections: 1500, p99: 30, throughput: 2000 },
+    { at: 6, connections: 750, p99: 90, throughput: 1000 }
+  ])), { connections: 1500, throughput: 2500, p99: 40 })
+  const none = atPeak(withSteps([]))
+  t.ok(Number.isNaN(none.throughput) && Number.isNaN(none.p99), 'no steps, no figures')
 })
