@@ -129,8 +129,8 @@ export function registrationBody (userId: string): string {
   return JSON.stringify({ userId, tickers: ['AAPL', 'MSFT', 'NVDA'] })
 }
 
-/** One layer: its connections send registrations back to back until the layer ends. */
-async function runLayer (url: string, layer: Layer, answers: AnswerLog, result: TargetResult, startedAt: number, nextUser: () => string): Promise<void> {
+/** `connections` sending registrations back to back for `seconds`; `done` settles with autocannon's totals. */
+function sendRegistrations (url: string, connections: number, seconds: number, nextUser: () => string): { instance: autocannon.Instance, done: Promise<autocannon.Result> } {
   let finish: (err: Error | null, result: autocannon.Result) => void = () => {}
   const done = new Promise<autocannon.Result>((resolve, reject) => {
     finish = (err, result) => { if (err !== null) reject(err); else resolve(result) }
@@ -138,8 +138,8 @@ async function runLayer (url: string, layer: Layer, answers: AnswerLog, result: 
   const instance = autocannon({
     url,
     method: 'POST',
-    connections: layer.connections,
-    duration: layer.seconds,
+    connections,
+    duration: seconds,
     // autocannon checks for the end of its duration on each sample tick: at the default 1 s a
     // layer overran by up to a second, into the next step's count.
     sampleInt: 100,
@@ -149,6 +149,12 @@ async function runLayer (url: string, layer: Layer, answers: AnswerLog, result: 
       setupRequest: (request) => ({ ...request, body: registrationBody(nextUser()) })
     }]
   }, (err, result) => finish(err ?? null, result))
+  return { instance, done }
+}
+
+/** One layer: its connections send registrations back to back until the layer ends. */
+async function runLayer (url: string, layer: Layer, answers: AnswerLog, result: TargetResult, startedAt: number, nextUser: () => string): Promise<void> {
+  const { instance, done } = sendRegistrations(url, layer.connections, layer.seconds, nextUser)
   instance.on('response', (_client: unknown, status: number, _bytes: number, responseTime: number) => {
     if (status < 200 || status >= 300) return
     answers.push((performance.now() - startedAt) / 1000, responseTime)
@@ -167,25 +173,16 @@ function emptyResult (target: string): TargetResult {
 const WARMUP_CONNECTIONS = 100
 
 /**
- * `seconds` of registrations against one target, counted nowhere: V8 compiles the hot paths
- * of a fresh process in its first seconds, and the more code a request runs (the whole app
- * against the bare route), the longer that takes. Without it round 1 compares a server still
- * warming up with one that is done (session 9: the first steps of round 1 at 0.59-0.67x).
+ * `seconds` of registrations against one target, counted nowhere. Every server starts as a
+ * fresh process, and V8 compiles a request's hot paths in its first seconds: the more code a
+ * request runs (the whole app against the bare route), the longer that takes, and round 1
+ * should not compare a server still warming up with one that is done. Rejects when not one
+ * registration succeeded: a warm-up against a wrong path or a refusing server is no warm-up.
  */
 async function warmUp (url: string, seconds: number, nextUser: () => string): Promise<void> {
   if (seconds <= 0) return
-  await new Promise<void>((resolve, reject) => {
-    autocannon({
-      url,
-      method: 'POST',
-      connections: WARMUP_CONNECTIONS,
-      duration: seconds,
-      sampleInt: 100,
-      timeout: 10,
-      headers: { 'content-type': 'application/json' },
-      requests: [{ setupRequest: (request) => ({ ...request, body: registrationBody(nextUser()) }) }]
-    }, (err) => { if (err === null || err === undefined) resolve(); else reject(err) })
-  })
+  const result = await sendRegistrations(url, WARMUP_CONNECTIONS, seconds, nextUser).done
+  if (result['2xx'] === 0) throw new Error(`warm-up of ${url}: no registration succeeded (${result.non2xx} non-2xx, ${result.errors} errors)`)
 }
 
 /** The whole profile against one target, once: every layer starts on time, all run side by side. */
@@ -249,17 +246,24 @@ function summarize (result: TargetResult, answers: AnswerLog, steps: Step[], ans
 export async function runProfiles (targets: Array<{ name: string, server: Server, path?: string }>, steps: Step[], users?: number, rounds = 1, warmupSeconds = 0): Promise<TargetResult[]> {
   // As many users as the profile's peak connections unless told otherwise: each registers again and again.
   const userCount = users ?? Math.max(...steps.map((step) => step.connections))
-  const runs = targets.map((target) => ({ target, result: emptyResult(target.name), answers: new AnswerLog(), answersPerRound: [] as number[], user: 0, cpuMicros: 0 }))
-  for (const run of runs) {
-    // The same users as the rounds, so round 1 also starts with their sessions registered.
-    await warmUp(`${run.target.server.url}${run.target.path ?? '/sessions'}`, warmupSeconds, () => `user-${run.user++ % userCount}`)
-  }
+  const runs = targets.map((target) => {
+    let user = 0
+    return {
+      target,
+      url: `${target.server.url}${target.path ?? '/sessions'}`,
+      nextUser: (): string => `user-${user++ % userCount}`,
+      result: emptyResult(target.name),
+      answers: new AnswerLog(),
+      answersPerRound: [] as number[],
+      cpuMicros: 0
+    }
+  })
+  for (const run of runs) await warmUp(run.url, warmupSeconds, run.nextUser)
   for (let round = 0; round < rounds; round++) {
     for (const run of round % 2 === 0 ? runs : [...runs].reverse()) {
-      const nextUser = (): string => `user-${run.user++ % userCount}`
       const cpuBefore = sampleProcesses(run.target.server.pids()).cpuMicros
       const answersBefore = run.answers.length
-      await runProfileOnce(`${run.target.server.url}${run.target.path ?? '/sessions'}`, steps, nextUser, run.result, run.answers)
+      await runProfileOnce(run.url, steps, run.nextUser, run.result, run.answers)
       run.cpuMicros += sampleProcesses(run.target.server.pids()).cpuMicros - cpuBefore
       run.answersPerRound.push(run.answers.length - answersBefore)
     }
@@ -349,10 +353,10 @@ export function registrationRatios (tickstream: TargetResult, baseline: TargetRe
 
 /**
  * A target at the profile's peak connection count (1500 in the spike profile: its one-minute
- * hold), which is where the issue's target is set ("registration at 1500 connections"). The
- * whole-profile figures also count the ramp from a few connections up, where a server spends
- * less of each request in the kernel and so more in its own code. With several steps at the
- * peak: their mean throughput (steps are equally long) and their highest p99.
+ * hold), which is where the issue's target is set ("registration at 1500 connections"); the
+ * whole-profile figures also count the ramp from a few connections up. One step per round,
+ * so a noisier figure than the whole profile's. With several steps at the peak: their mean
+ * throughput (steps are equally long) and their highest p99.
  */
 export function atPeak (result: TargetResult): { connections: number, throughput: number, p99: number } {
   const connections = Math.max(0, ...result.steps.map((step) => step.connections))

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
-import { isDebugEnabled } from '../src/logger.js'
+import { isLevelEnabled } from '../src/logger.js'
 import { normalizeTickerList } from '../src/price.js'
 import type { SessionView } from '../src/sessions/session.js'
 import { ErrorBody, HttpError, notFound, unavailable } from './http-error.js'
@@ -134,7 +134,7 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async function sessionsRoutes 
     if (!tickers.ok) throw new HttpError(400, `body/${tickers.message}`)
     const result = sessions.register(userId, tickers.tickers)
     if (!result.ok) throw unavailable('shutting down')
-    if (isDebugEnabled(request.log)) request.log.debug({ sessionId: result.session.sessionId.slice(0, 8), evicted: result.evicted.length }, 'session registered')
+    if (isLevelEnabled(request.log, 'debug')) request.log.debug({ sessionId: result.session.sessionId.slice(0, 8), evicted: result.evicted.length }, 'session registered')
     await reply.code(201).send(registeredSession(result.session, result.evicted))
     // Observed here, once the 201 is serialized and handed to the socket, rather than in an
     // onResponse hook, which cost more than the histogram itself (BENCHMARKS.md).

@@ -13,19 +13,23 @@ export interface Logger {
   info: LogFn
   debug: LogFn
   /** pino's level check; loggers without one (test doubles) are taken to write everything. */
-  isLevelEnabled?: (level: string) => boolean
+  isLevelEnabled?: (level: LevelName) => boolean
 }
 
+/** pino's standard levels, lowest first. */
+export type LevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'
+
 /**
- * Whether a debug line would be written. Hot paths (every registration, every eviction) ask
- * first, so that with debug off they do not build the line's fields at all.
+ * Whether a line at `level` would be written. Hot paths (every registration, every eviction,
+ * Fastify's two request lines) ask first, so that with the level off they do not build the
+ * line's fields at all.
  */
-export function isDebugEnabled (logger: Logger): boolean {
-  return logger.isLevelEnabled?.('debug') ?? true
+export function isLevelEnabled (logger: Logger, level: LevelName): boolean {
+  return logger.isLevelEnabled?.(level) ?? true
 }
 
 const ignore: LogFn = () => {}
-export const silentLogger: Logger = { error: ignore, warn: ignore, info: ignore, debug: ignore }
+export const silentLogger: Logger = { error: ignore, warn: ignore, info: ignore, debug: ignore, isLevelEnabled: () => false }
 
 /**
  * Lets one warning through per `intervalMs` and counts the ones it held back, so a flood of

@@ -1,3 +1,5 @@
+import type { LevelName } from './logger.js'
+
 /** The arguments of a pino log method: `(obj, msg?, ...format args)` or `(msg, ...format args)`. */
 export type LogArgs = [objOrMsg: unknown, msg?: string, ...rest: unknown[]]
 type LogMethod = (...args: LogArgs) => void
@@ -16,7 +18,7 @@ export interface LevelLogger<Child = unknown> {
   child: (bindings: Record<string, unknown>, options?: Record<string, unknown>) => Child
 }
 
-type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
+type Level = LevelName
 
 /**
  * pino's standard levels; `silent` is above all of them. Higher is more severe, and a line is

@@ -17,6 +17,9 @@ t.test('session ids are never logged in full at info level', async (t) => {
   t.notOk(lines.some((line) => line.includes(session.sessionId)), 'no line holds the full id')
   t.ok(lines.some((line) => line.includes(`/sessions/${session.sessionId.slice(0, 8)}…`)), 'URLs keep an 8-character prefix')
   t.ok(lines.every((line) => typeof JSON.parse(line).reqId === 'string' || !line.includes('"req"')), 'request lines carry a request id')
+  const entries = lines.map((line) => JSON.parse(line))
+  t.ok(entries.some((entry) => entry.msg === 'incoming request' && entry.level === 30 && entry.req?.method === 'POST' && entry.req?.url === '/sessions'), 'Fastify\'s incoming-request line, at info')
+  t.ok(entries.some((entry) => entry.msg === 'request completed' && entry.level === 30 && entry.res?.statusCode === 201 && typeof entry.responseTime === 'number'), 'Fastify\'s request-completed line, at info')
 })
 
 t.test('each deactivation is one structured debug line: id prefix, reason, lifetime', async (t) => {
@@ -35,7 +38,7 @@ t.test('each deactivation is one structured debug line: id prefix, reason, lifet
   t.match(registered[0], { level: 20, sessionId: session.sessionId.slice(0, 8), evicted: 0, reqId: String })
 })
 
-t.test('at info level neither debug line is built or written', async (t) => {
+t.test('at info level neither debug line is written', async (t) => {
   const lines: string[] = []
   const { baseUrl } = await startApp(t, { LOG_LEVEL: 'info' }, { logLines: lines })
   const session = await register(baseUrl, 'erin', ['AAPL'])

@@ -29,14 +29,14 @@ export class AnswerLog {
     this.count++
   }
 
-  /** Seconds into its round of answer `index`. */
+  /** Seconds into its round of answer `index`; NaN past the last answer. */
   timeAt (index: number): number {
-    return this.times[index] ?? Number.NaN
+    return index < this.count ? this.times[index] ?? Number.NaN : Number.NaN
   }
 
-  /** Latency of answer `index`, in ms. */
+  /** Latency of answer `index`, in ms; NaN past the last answer. */
   latencyAt (index: number): number {
-    return this.latencies[index] ?? Number.NaN
+    return index < this.count ? this.latencies[index] ?? Number.NaN : Number.NaN
   }
 
   /** Every latency, in ascending order (a copy). */

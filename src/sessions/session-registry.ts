@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { PriceBus } from '../bus/price-bus.js'
 import type { Clock } from '../clock.js'
-import { isDebugEnabled, type Logger } from '../logger.js'
+import { isLevelEnabled, type Logger } from '../logger.js'
 import type { SessionStream, SseSink } from '../stream/session-stream.js'
 import { shortId } from '../stream/session-stream.js'
 import type { StreamHub } from '../stream/stream-hub.js'
@@ -206,7 +206,7 @@ export class SessionRegistry {
     } finally {
       this.releaseHoldings(session)
       this.counters.deactivated[reason]++
-      if (isDebugEnabled(this.logger)) this.logger.debug({ sessionId: shortId(sessionId), reason, lifetimeMs: this.clock() - session.createdAt }, 'session deactivated')
+      if (isLevelEnabled(this.logger, 'debug')) this.logger.debug({ sessionId: shortId(sessionId), reason, lifetimeMs: this.clock() - session.createdAt }, 'session deactivated')
       for (const observer of this.deactivationObservers) {
         try {
           observer(session, reason)
@@ -247,7 +247,8 @@ export class SessionRegistry {
   private releaseHoldings (session: Session): void {
     const userSessions = this.sessionsByUser.get(session.userId) ?? []
     const index = userSessions.indexOf(session)
-    // Eviction always ends the oldest, the first: shift() allocates nothing, splice() an array.
+    // Eviction, the end a registration burst makes thousands of times a second, removes the
+    // oldest, the first: shift() allocates nothing, where splice() returns an array.
     if (index === 0) userSessions.shift()
     else if (index !== -1) userSessions.splice(index, 1)
     if (userSessions.length === 0) this.sessionsByUser.delete(session.userId)

@@ -10,7 +10,9 @@ t.test('an answer log keeps every answer in order, past its initial capacity', a
     t.equal(log.timeAt(index), at, `answer ${index}: its time`)
     t.equal(log.latencyAt(index), latency, `answer ${index}: its latency`)
   })
-  t.ok(Number.isNaN(log.timeAt(answers.length * 10)), 'an index past the end has no time')
+  t.ok(Number.isNaN(log.timeAt(answers.length)), 'the slot after the last answer (within the capacity) has no time')
+  t.ok(Number.isNaN(log.latencyAt(answers.length)), '... and no latency')
+  t.ok(Number.isNaN(log.timeAt(answers.length * 10)), 'an index past the capacity has no time')
 })
 
 t.test('latencies sort as numbers, in a copy, over the answers pushed only', async (t) => {

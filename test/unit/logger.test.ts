@@ -1,14 +1,18 @@
 import pino from 'pino'
 import t from 'tap'
-import { isDebugEnabled, silentLogger } from '../../src/logger.js'
+import { isLevelEnabled, silentLogger } from '../../src/logger.js'
 
-t.test('isDebugEnabled asks the logger when it can tell, and says yes when it cannot', async (t) => {
+t.test('isLevelEnabled asks the logger when it can tell, and says yes when it cannot', async (t) => {
   const destination = { write: () => {} }
-  t.equal(isDebugEnabled(pino({ level: 'info' }, destination)), false, 'pino at info')
-  t.equal(isDebugEnabled(pino({ level: 'debug' }, destination)), true, 'pino at debug')
-  t.equal(isDebugEnabled(pino({ level: 'trace' }, destination)), true, 'pino at trace')
+  t.equal(isLevelEnabled(pino({ level: 'info' }, destination), 'debug'), false, 'pino at info: no debug')
+  t.equal(isLevelEnabled(pino({ level: 'info' }, destination), 'info'), true, 'pino at info: info')
+  t.equal(isLevelEnabled(pino({ level: 'warn' }, destination), 'info'), false, 'pino at warn: no info')
+  t.equal(isLevelEnabled(pino({ level: 'debug' }, destination), 'debug'), true, 'pino at debug')
+  t.equal(isLevelEnabled(pino({ level: 'trace' }, destination), 'debug'), true, 'pino at trace')
   const logger = pino({ level: 'info' }, destination)
   logger.level = 'debug'
-  t.equal(isDebugEnabled(logger), true, 'a level changed at run time counts')
-  t.equal(isDebugEnabled(silentLogger), true, 'a logger without a level check (a test double) gets every line')
+  t.equal(isLevelEnabled(logger, 'debug'), true, 'a level changed at run time counts')
+  t.equal(isLevelEnabled(silentLogger, 'debug'), false, 'the silent logger writes nothing')
+  const { isLevelEnabled: _, ...withoutCheck } = silentLogger
+  t.equal(isLevelEnabled(withoutCheck, 'debug'), true, 'a logger without a level check (a test double) gets every line')
 })
