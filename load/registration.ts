@@ -354,8 +354,8 @@ export function registrationRatios (tickstream: TargetResult, baseline: TargetRe
 /**
  * A target at the profile's peak connection count (1500 in the spike profile: its one-minute
  * hold), which is where the issue's target is set ("registration at 1500 connections"); the
- * whole-profile figures also count the ramp from a few connections up. One step per round,
- * so a noisier figure than the whole profile's. With several steps at the peak: their mean
+ * whole-profile figures also count the ramp from a few connections up. It comes from one
+ * step per round, a sixth of the profile's time. With several steps at the peak: their mean
  * throughput (steps are equally long) and their highest p99.
  */
 export function atPeak (result: TargetResult): { connections: number, throughput: number, p99: number } {

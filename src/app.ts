@@ -73,18 +73,20 @@ function loggerOptions (config: Config): FastifyServerOptions['logger'] {
 /**
  * Fastify's two request lines, "incoming request" and "request completed", with their fields
  * built only when `info` is on. The default controller builds them (and reads the clock for
- * the response time) on every request, for the logger to drop at `warn`: 11 k instructions
+ * the response time) on every request, for the logger to drop at `warn`: 11-18 k instructions
  * per registration (BENCHMARKS.md, session 9). Same lines at the same levels otherwise; a
- * response that failed is always passed on, since it logs at `error`.
+ * response that failed is always passed on, since it logs at `error`. (With a controller set,
+ * Fastify ignores its top-level `disableRequestLogging` and `requestIdLogLabel` options; the
+ * service sets neither.)
  */
 export class LevelCheckedLogController extends LogController {
-  override incomingRequest (request: FastifyRequest, reply: FastifyReply): void {
-    if (isLevelEnabled(request.log, 'info')) super.incomingRequest(request, reply)
+  override incomingRequest (request: FastifyRequest, reply: FastifyReply, metadata?: Record<string, unknown>): void {
+    if (isLevelEnabled(request.log, 'info')) super.incomingRequest(request, reply, metadata)
   }
 
-  override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
-    if (error !== null && error !== undefined) super.requestCompleted(error, request, reply)
-    else if (isLevelEnabled(reply.log, 'info')) super.requestCompleted(error, request, reply)
+  override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply, metadata?: Record<string, unknown>): void {
+    if (error !== null && error !== undefined) super.requestCompleted(error, request, reply, metadata)
+    else if (isLevelEnabled(reply.log, 'info')) super.requestCompleted(error, request, reply, metadata)
   }
 }
 

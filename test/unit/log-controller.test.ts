@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import t from 'tap'
-import { LevelCheckedLogController } from '../../src/app.js'
+import { LevelCheckedLogController, serverOptions } from '../../src/app.js'
+import { loadConfig } from '../../src/config.js'
 import { silentLogger, type LevelName, type Logger } from '../../src/logger.js'
 
 /**
@@ -20,6 +21,10 @@ function requestAndReply (logger: Logger): { request: FastifyRequest, reply: Fas
   const reply = { log: logger, request, elapsedTime: 1.5, statusCode: 201 } as unknown as FastifyReply
   return { request, reply }
 }
+
+t.test('the service\'s server options use this controller', async (t) => {
+  t.type(serverOptions(loadConfig({})).logController, LevelCheckedLogController)
+})
 
 t.test('with info off, neither request line is built; a failed response still is', async (t) => {
   const { logger, lines } = recorder(['warn', 'error'])
