@@ -35,8 +35,17 @@ function freshObjectsAllocatedOld (disable: boolean): number {
   return Number(output)
 }
 
+/**
+ * V8 decides to pretenure at GC time, by a heuristic: in about one run of twenty on an idle
+ * machine here (session 9) it never did, and the control failed a CI run. The control only has
+ * to show that the probe can see pretenuring, so one run of up to five that sees it is enough.
+ */
+const CONTROL_ATTEMPTS = 5
+
 t.test('the probe sees V8 pretenure a site whose objects survive (the control)', async (t) => {
-  t.ok(freshObjectsAllocatedOld(false) > 0, 'without the call, fresh objects of a surviving site go straight to the old generation')
+  const counts: number[] = []
+  while (counts.length < CONTROL_ATTEMPTS && !counts.some((count) => count > 0)) counts.push(freshObjectsAllocatedOld(false))
+  t.ok(counts.some((count) => count > 0), `without the call, fresh objects of a surviving site go straight to the old generation (fresh objects allocated old, run by run: ${counts.join(', ')})`)
 })
 
 t.test('disableAllocationSitePretenuring: every fresh object is allocated young', async (t) => {
