@@ -85,8 +85,8 @@ export class LevelCheckedLogController extends LogController {
   }
 
   override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply, metadata?: Record<string, unknown>): void {
-    if (error !== null && error !== undefined) super.requestCompleted(error, request, reply, metadata)
-    else if (isLevelEnabled(reply.log, 'info')) super.requestCompleted(error, request, reply, metadata)
+    const failed = error !== null && error !== undefined
+    if (failed || isLevelEnabled(reply.log, 'info')) super.requestCompleted(error, request, reply, metadata)
   }
 }
 

@@ -18,8 +18,6 @@ export interface LevelLogger<Child = unknown> {
   child: (bindings: Record<string, unknown>, options?: Record<string, unknown>) => Child
 }
 
-type Level = LevelName
-
 /**
  * pino's standard levels; `silent` is above all of them. Higher is more severe, and a line is
  * written when its level is at or above the logger's: pino's default order, the only one the
@@ -55,7 +53,7 @@ export class LazyRequestLogger<Child extends LevelLogger<Child>> {
   }
 
   /** True when a line at `level` would be written (pino's rule: at or above the logger's level). */
-  isLevelEnabled (level: Level): boolean {
+  isLevelEnabled (level: LevelName): boolean {
     return LEVEL_VALUES[level] >= this.threshold()
   }
 
@@ -74,7 +72,7 @@ export class LazyRequestLogger<Child extends LevelLogger<Child>> {
     return this.real().child(bindings, options)
   }
 
-  private write (levelValue: number, level: Level, args: LogArgs): void {
+  private write (levelValue: number, level: LevelName, args: LogArgs): void {
     if (levelValue < this.threshold()) return
     const child = this.real()
     child[level](...args)
