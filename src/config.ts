@@ -77,8 +77,18 @@ function read (env: Env, name: string): string | undefined {
 }
 
 const MAX_PORT = 65535
-/** Node clamps a timer delay above 2^31-1 ms to 1 ms: a longer value would silently mean "now". */
+/**
+ * Node clamps a timer delay above 2^31-1 ms to 1 ms, and browsers do the same with `retry:`:
+ * a longer value would silently mean "now".
+ */
 const MAX_TIMER_MS = 2_147_483_647
+/**
+ * The session lifetimes are never a timer's delay, only added to a creation time, so they may
+ * exceed MAX_TIMER_MS (a 30-day SESSION_MAX_AGE_MS is 2.6e9). Their bound keeps the expiry a
+ * valid Date (at most 8.64e15 ms after 1970) for any creation time before the year 22 000;
+ * past it, `expiresAt` could not be written as ISO 8601 and every registration would fail.
+ */
+const MAX_SESSION_LIFETIME_MS = 8_000_000_000_000_000
 /** Past this the simulated feed would build millions of prices per tick and block the loop. */
 const MAX_FEED_RATE = 100_000
 
@@ -149,8 +159,8 @@ export function loadConfig (env: Env = process.env): Config {
     redisUrl: redis,
     maxSessionsPerUser: integer(env, 'MAX_SESSIONS_PER_USER', 3, 1),
     maxTickersPerSession: integer(env, 'MAX_TICKERS_PER_SESSION', 50, 1),
-    sessionTtlMs: integer(env, 'SESSION_TTL_MS', 30_000, 1, MAX_TIMER_MS),
-    sessionMaxAgeMs: integer(env, 'SESSION_MAX_AGE_MS', 86_400_000, 1, MAX_TIMER_MS),
+    sessionTtlMs: integer(env, 'SESSION_TTL_MS', 30_000, 1, MAX_SESSION_LIFETIME_MS),
+    sessionMaxAgeMs: integer(env, 'SESSION_MAX_AGE_MS', 86_400_000, 1, MAX_SESSION_LIFETIME_MS),
     sweepIntervalMs: integer(env, 'SWEEP_INTERVAL_MS', 1000, 1, MAX_TIMER_MS),
     flushIntervalMs: integer(env, 'FLUSH_INTERVAL_MS', 100, 1, MAX_TIMER_MS),
     heartbeatMs: integer(env, 'HEARTBEAT_MS', 15_000, 1, MAX_TIMER_MS),

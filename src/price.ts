@@ -115,9 +115,25 @@ export function toPriceUpdate (input: unknown, receivedAt: number, channelTicker
   // Spread keeps the publisher's extra fields (and their order); own keys such as
   // "__proto__" stay plain data properties, they never touch the prototype.
   const price: Price = { ...input, ticker, price: value, ts }
-  const json = JSON.stringify(price)
+  const json = serialized(price)
+  if (json === undefined) return { ok: false, reason: 'nested too deeply to serialize' }
   if (channelTicker === undefined && Buffer.byteLength(json) > MAX_PRICE_BYTES) return { ok: false, reason: `larger than ${MAX_PRICE_BYTES} bytes` }
   return { ok: true, update: { ticker, ts, price, json } }
+}
+
+/**
+ * `JSON.stringify`, or `undefined` where it throws. What `JSON.parse` made has no cycles and no
+ * BigInt, so only nesting too deep for the serializer's stack can make it throw: `JSON.parse`
+ * takes arrays nested 500 000 deep (a 1 MiB `POST /prices` body, which was a 500), while
+ * `JSON.stringify` runs out of stack at about 4 000 levels, fewer on a deeper stack. That is
+ * within reach of an 8 KiB bus message, whose throw would escape the Redis client's handler.
+ */
+function serialized (price: Price): string | undefined {
+  try {
+    return JSON.stringify(price)
+  } catch {
+    return undefined
+  }
 }
 
 /** For trusted, already valid prices (the simulated feed). */

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { startApp } from '../helpers/app.js'
 import { register, request } from '../helpers/http.js'
+import { SseClient } from '../helpers/sse-client.js'
 
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 
@@ -36,6 +37,19 @@ t.test('createdAt and expiresAt follow the clock, also for sessions made in the 
   for (const session of [first, sameMs, nextMs, nextDay]) {
     t.equal(Date.parse(String(session.expiresAt)) - Date.parse(String(session.createdAt)), config.sessionTtlMs)
   }
+})
+
+t.test('session lifetimes longer than a timer can wait show as dates, pending and streaming', async (t) => {
+  const thirtyDays = 30 * 86_400_000
+  const { baseUrl } = await startApp(t, { SESSION_TTL_MS: String(thirtyDays), SESSION_MAX_AGE_MS: String(2 * thirtyDays) })
+  const created = await register(baseUrl, 'lena', ['AAPL'])
+  t.equal(Date.parse(String(created.expiresAt)) - Date.parse(String(created.createdAt)), thirtyDays, 'pending: the TTL')
+  const stream = await SseClient.open(baseUrl, created.streamUrl)
+  t.teardown(() => stream.close())
+  await stream.next()
+  const shown = await request(baseUrl, `/sessions/${created.sessionId}`)
+  t.equal(shown.body.state, 'streaming')
+  t.equal(Date.parse(shown.body.expiresAt) - Date.parse(shown.body.createdAt), 2 * thirtyDays, 'streaming: the max age')
 })
 
 t.test('tickers are de-duplicated after normalization, order kept', async (t) => {

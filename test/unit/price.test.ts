@@ -157,6 +157,15 @@ t.test('toPriceUpdate refuses a price whose serialization exceeds 8 KiB, countin
   t.equal(toPriceUpdate(multiByte, RECEIVED_AT).ok, false, 'but more bytes: refused')
 })
 
+t.test('toPriceUpdate refuses, without throwing, a price nested too deeply to serialize', async (t) => {
+  const nested = (depth: number): unknown => JSON.parse('['.repeat(depth) + ']'.repeat(depth))
+  // Deeper than JSON.stringify's stack allows, though JSON.parse took it: a 1 MiB body can.
+  const result = toPriceUpdate({ ticker: 'AAPL', price: 1, extra: nested(200_000) }, RECEIVED_AT)
+  t.same(result, { ok: false, reason: 'nested too deeply to serialize' })
+  t.equal(toPriceUpdate({ ticker: 'AAPL', price: 1, extra: nested(200_000) }, RECEIVED_AT, 'AAPL').ok, false, 'the bus path too')
+  t.equal(accepted({ ticker: 'AAPL', price: 1, extra: nested(100) }).json, `{"ticker":"AAPL","price":1,"extra":${'['.repeat(100)}${']'.repeat(100)},"ts":${RECEIVED_AT}}`, 'ordinary nesting is kept as sent')
+})
+
 t.test('toPriceUpdate uses the receive time when ts is missing', async (t) => {
   const update = accepted({ ticker: 'AAPL', price: 187.42 })
   t.equal(update.ts, RECEIVED_AT)
