@@ -79,15 +79,26 @@ export default fp<RedisPluginOptions>(async function redisPlugin (fastify, optio
 /** QUIT when connected (lets pending replies arrive), otherwise just drop the connection. */
 async function closeClient (client: Redis): Promise<void> {
   if (client.status !== 'ready') {
-    client.disconnect()
+    dropConnection(client)
     return
   }
-  const timeout = setTimeout(() => client.disconnect(), QUIT_TIMEOUT_MS)
+  const timeout = setTimeout(() => dropConnection(client), QUIT_TIMEOUT_MS)
   try {
     await client.quit()
   } catch {
-    client.disconnect()
+    dropConnection(client)
   } finally {
     clearTimeout(timeout)
   }
+}
+
+/**
+ * Closes the connection now. ioredis' `disconnect()` alone only half-closes the socket, and
+ * destroys it 2 s later (its `disconnectTimeout`) unless Redis closes its side, which a Redis
+ * that answers nothing never does: an unanswered QUIT then settled only after those 2 s, and
+ * the exit came past its deadline, with status 1. A destroyed socket settles it at once.
+ */
+function dropConnection (client: Redis): void {
+  client.disconnect()
+  client.stream?.destroy()
 }

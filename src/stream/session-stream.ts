@@ -132,9 +132,15 @@ export class SessionStream implements Flushable {
     this.phase = 'closed'
     this.hub.release(this)
     this.clearSlowConsumerTimer()
+    this.endResponse(reason)
+    // A response still queued behind another on its connection has no socket, and Node emits
+    // no 'close' for it, whether it is ended or destroyed: it would stay among the open ones.
+    this.hub.forgetIfDetached(this.sink)
+  }
+
+  private endResponse (reason: DeactivationReason): void {
     if (reason === 'client_closed' || this.sink.destroyed) {
       this.sink.destroy()
-      this.hub.forgetIfDetached(this.sink)
       return
     }
     if (reason === 'slow_consumer') {

@@ -32,6 +32,9 @@ export async function tcpProxy (t: Test, target = new URL(SHARED_REDIS_URL)): Pr
     const upstream = connect(Number(target.port || 6379), target.hostname)
     sockets.add(upstream)
     client.on('data', (chunk) => { if (forwarding) upstream.write(chunk) })
+    // A client's FIN is passed on while forwarding; a Redis that answers nothing does not
+    // answer that either, so the client's side stays half-closed until it gives up.
+    client.on('end', () => { if (forwarding) upstream.end() })
     upstream.pipe(client)
     const close = (): void => {
       client.destroy()
@@ -44,7 +47,8 @@ export async function tcpProxy (t: Test, target = new URL(SHARED_REDIS_URL)): Pr
     client.on('close', close)
   }
 
-  const server = createServer((client) => {
+  // allowHalfOpen: Node would otherwise answer a client's FIN by itself (see 'end' above).
+  const server = createServer({ allowHalfOpen: true }, (client) => {
     sockets.add(client)
     client.on('error', () => client.destroy())
     if (holding) held.push(client)

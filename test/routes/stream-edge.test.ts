@@ -86,6 +86,35 @@ t.test('a stream pipelined behind another stream ends with its connection', asyn
   t.equal(app.streams.openCount, 0)
 })
 
+t.test('a stream queued behind another on its connection and ended there is not left among the open responses', async (t) => {
+  const { app, baseUrl } = await startApp(t)
+  const first = await register(baseUrl, 'ivan', ['AAPL'])
+  const second = await register(baseUrl, 'jill', ['AAPL'])
+  const url = new URL(baseUrl)
+  const socket = connect(Number(url.port), url.hostname)
+  t.teardown(() => socket.destroy())
+  let received = ''
+  const firstSnapshot = new Promise<void>((resolve) => socket.on('data', (chunk) => {
+    received += chunk.toString()
+    if (received.includes('event: snapshot')) resolve()
+  }))
+  socket.write(`GET ${first.streamUrl} HTTP/1.1\r\nHost: x\r\n\r\nGET ${second.streamUrl} HTTP/1.1\r\nHost: x\r\n\r\n`)
+  await firstSnapshot
+  t.equal(app.streams.responseCount, 2, 'both responses are open, the second one without a socket')
+  // Ended by something other than its connection (a DELETE; eviction, expiry or a slow consumer alike).
+  t.equal((await request(baseUrl, `/sessions/${second.sessionId}`, { method: 'DELETE' })).status, 204)
+  t.equal(app.streams.responseCount, 1, 'the queued one is no longer counted as open')
+  const firstEnded = new Promise<void>((resolve) => app.sessions.observeDeactivations((session) => {
+    if (session.id === first.sessionId) resolve()
+  }))
+  socket.destroy()
+  await firstEnded
+  await app.streams.whenResponsesClosed()
+  t.equal(app.streams.responseCount, 0)
+  t.equal(app.sessions.counters.deactivated.deleted, 1)
+  t.equal(app.sessions.counters.deactivated.client_closed, 1)
+})
+
 t.test('an ended stream releases its connection even when the client never closes its side', async (t) => {
   const { app, baseUrl } = await startApp(t)
   const session = await register(baseUrl, 'hank', ['AAPL'])
