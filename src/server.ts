@@ -8,6 +8,14 @@ import { disableAllocationSitePretenuring } from './gc-tuning.js'
 /** Time kept back from SHUTDOWN_GRACE_MS for closing the server after the drain. */
 const CLOSE_MARGIN_MS = 250
 
+/**
+ * Signals that start the graceful shutdown, each handled here rather than by close-with-grace,
+ * which exits 1 at once on any second signal: Ctrl-C on `npm start` delivers SIGINT twice (from
+ * the terminal and forwarded by npm), and a terminal closed during a drain sends SIGHUP. The
+ * fault signals (SIGSEGV...) stay with close-with-grace.
+ */
+const SHUTDOWN_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'] as const
+
 function configOrExit (): Config {
   try {
     return loadConfig(process.env)
@@ -31,16 +39,17 @@ async function main (): Promise<void> {
   let acceptors: ExtraAcceptors | undefined
   let acceptorsClosed: Promise<void> | undefined
   const startedShutdownAt = { value: 0 }
+  let shuttingDown = false
   const shutdown = closeWithGrace({
     // The last resort (exit 1) at the contract's limit: SHUTDOWN_GRACE_MS plus a second. The
     // drain ends CLOSE_MARGIN_MS before the grace period, the HTTP server is closed by its
     // end, and Redis' QUIT gets at most half a second after that (plugins/redis.ts).
     delay: config.shutdownGraceMs + 1000,
     logger: app.log,
-    // Signals are handled below: close-with-grace exits 1 on a second one, and Ctrl-C on
-    // `npm start` delivers SIGINT twice (from the terminal and forwarded by npm).
-    skip: ['SIGINT', 'SIGTERM']
+    skip: [...SHUTDOWN_SIGNALS]
   }, async ({ signal, err }) => {
+    // Also when close-with-grace itself began it (an uncaught error): a signal now is a second one.
+    shuttingDown = true
     startedShutdownAt.value = Date.now()
     acceptorsClosed = acceptors?.stopAccepting()
     if (err !== undefined) app.log.error({ err }, 'fatal error, shutting down')
@@ -58,8 +67,7 @@ async function main (): Promise<void> {
       clearTimeout(forceClose)
     }
   })
-  let shuttingDown = false
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  for (const signal of SHUTDOWN_SIGNALS) {
     process.on(signal, () => {
       if (shuttingDown) {
         app.log.warn({ signal }, 'already shutting down')

@@ -169,19 +169,22 @@ t.test('Ctrl-C on `npm start` reaches the server, which drains; npm exits with i
   t.match(stdout, /"msg":"drained"/)
 })
 
-t.test('a second signal during the drain is ignored: the drain completes and the exit is 0', async (t) => {
-  const server = spawnServer({ SHUTDOWN_GRACE_MS: '2000', PUBLISH_TOKEN: 'tok', FLUSH_INTERVAL_MS: '5' })
-  t.teardown(() => { server.child.kill('SIGKILL') })
-  const baseUrl = await listeningUrl(server)
-  // A stuck stream keeps the drain going until its deadline.
-  const stuck = await stuckStream(baseUrl, t)
-  server.child.kill('SIGINT')
-  // The second signal arrives once the first is being handled (/ready says so).
-  while ((await request(baseUrl, '/ready')).status === 200) { /* until the drain has begun */ }
-  server.child.kill('SIGINT')
-  const { code } = await server.exited
-  t.equal(code, 0, `exit status 0 (stderr: ${server.stderr()})`)
-  t.match(server.stdout(), /already shutting down/)
-  t.match(server.stdout(), /"msg":"drained"/)
-  stuck.close()
-})
+// SIGHUP: the terminal closed during a drain. close-with-grace alone exited 1 on any second signal.
+for (const [first, second] of [['SIGINT', 'SIGINT'], ['SIGTERM', 'SIGHUP'], ['SIGHUP', 'SIGTERM'], ['SIGTERM', 'SIGUSR2']] as const) {
+  t.test(`a second signal during the drain is ignored (${first}, then ${second}): the drain completes and the exit is 0`, async (t) => {
+    const server = spawnServer({ SHUTDOWN_GRACE_MS: '2000', PUBLISH_TOKEN: 'tok', FLUSH_INTERVAL_MS: '5' })
+    t.teardown(() => { server.child.kill('SIGKILL') })
+    const baseUrl = await listeningUrl(server)
+    // A stuck stream keeps the drain going until its deadline.
+    const stuck = await stuckStream(baseUrl, t)
+    server.child.kill(first)
+    // The second signal arrives once the first is being handled (/ready says so).
+    while ((await request(baseUrl, '/ready')).status === 200) { /* until the drain has begun */ }
+    server.child.kill(second)
+    const { code, signal } = await server.exited
+    t.equal(code, 0, `exit status 0 (signal: ${String(signal)}, stderr: ${server.stderr()})`)
+    t.match(server.stdout(), new RegExp(`"signal":"${second}","msg":"already shutting down"`))
+    t.match(server.stdout(), /"msg":"drained"/)
+    stuck.close()
+  })
+}
