@@ -1,3 +1,4 @@
+import { Session } from 'node:inspector'
 import Fastify from 'fastify'
 import tickstreamApp, { serverOptions } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
@@ -6,8 +7,8 @@ import { tuneGcAsTheServerDoes } from './lib/gc.js'
 
 /**
  * For `npm run load:churn`: the app in a process of its own, so that its RSS is its own and
- * not mixed with the churn's clients. The runner (load/churn.ts) forks it with `--expose-gc`
- * and asks over IPC for what only the process itself can do or see: a full GC with a memory
+ * not mixed with the churn's clients. The runner (load/churn.ts) forks it and asks over IPC
+ * for what only the process itself can do or see: a full GC with a memory
  * reading, the registry's and the bus's counters, and a flood of fat prices for the
  * slow-consumer path. Its settings come as one JSON argument. It exits when the runner goes
  * away (the IPC channel closes), so a killed run leaves no server behind.
@@ -40,15 +41,25 @@ export interface ChurnServerMeasurement extends ChurnServerState {
 /** The first message: the server listens on `port` (and in Redis mode its bus is ready). */
 export interface ChurnServerListening { type: 'listening', port: number }
 
-const exposedGc = (globalThis as { gc?: () => void }).gc
-// The two guards below fail only when started by hand; the runner always forks with both.
-/* c8 ignore next */
-if (exposedGc === undefined) throw new Error('churn-server needs --expose-gc')
-const gc: () => void = exposedGc
+// The guard below fails only when started by hand; the runner always forks with a channel.
 const processSend = process.send?.bind(process)
 /* c8 ignore next */
 if (processSend === undefined) throw new Error('churn-server must be forked with an IPC channel')
 const send: (message: unknown) => boolean = processSend
+
+const inspectorSession = new Session()
+inspectorSession.connect()
+
+/**
+ * A full GC that also hands back what V8 keeps for later (DevTools' "collect garbage", V8's
+ * low-memory notification): the young generation shrunk to its minimum, freed pages released.
+ * `gc()` (--expose-gc) leaves both as they are, and how much of that happened to be resident
+ * moved the RSS after it by 10-25 % from one reading to the next, with no trend and nothing
+ * leaked (BENCHMARKS.md, session 10).
+ */
+async function collectAllAvailableGarbage (): Promise<void> {
+  await new Promise<void>((resolve, reject) => inspectorSession.post('HeapProfiler.collectGarbage', (err) => { if (err === null) resolve(); else reject(err) }))
+}
 
 // The runner's explicit settings, not this process's environment: an exported REDIS_URL or
 // JWT_SECRET must not change what the run measures.
@@ -82,8 +93,7 @@ async function answer (request: ChurnServerRequest): Promise<ChurnServerState | 
       // At the end, streams ended by the runner may still be flushing out: measure once they
       // are gone, or after 10 s, when what is left shows as `responsesOpen` (a leak).
       if (request.settle) await Promise.race([app.streams.whenResponsesClosed(), new Promise((resolve) => setTimeout(resolve, 10_000).unref())])
-      gc()
-      gc()
+      await collectAllAvailableGarbage()
       const counters = app.sessions.counters
       const subscriptions = app.bus.subscriptions.counters
       return {

@@ -12,10 +12,11 @@ import { markdownTable, parseArgs, runAsScript, writeReport, type Chart } from '
  * check: gauges 0, subscriptions made == released (and PUBSUB NUMSUB 0 with --redis), and
  * memory after a forced GC within 10 % of the post-warm-up value. Exits non-zero on a leak.
  *
- * The app runs in its own process (load/churn-server.ts, built, forked with --expose-gc), so
+ * The app runs in its own process (load/churn-server.ts, built and forked), so
  * the RSS read is the server's alone; the clients talk to it over real sockets, and ask it
  * over IPC for a full GC with a memory reading and for its counters. Both the V8 heap in use
- * and the RSS after a full GC must stay within 10 % of their post-warm-up values.
+ * and the RSS after a full GC must stay within 10 % of their post-warm-up values; both readings
+ * are taken with nothing in flight, after a GC that also releases what V8 keeps for later.
  *
  *   --sessions N (100000)  --concurrency C (64)  --redis  (REDIS_URL or redis://127.0.0.1:6379)
  */
@@ -201,7 +202,8 @@ export async function startChurnServer (settings: Record<string, string>): Promi
   // (NODE_OPTIONS cleared: a test runner's loaders are not the server's business).
   const child: ChildProcess = fork(path.join(REPO_ROOT, 'dist/load/churn-server.js'), [JSON.stringify(settings)], {
     cwd: REPO_ROOT,
-    execArgv: ['--expose-gc'],
+    // Not the runner's own (tsx's loader): the server is built.
+    execArgv: [],
     env: { ...process.env, NODE_OPTIONS: '' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   })
@@ -324,31 +326,43 @@ export async function runChurn (options: ChurnOptions): Promise<ChurnResult> {
   try {
     let next = 0
     let done = 0
-    let afterWarmup: ChurnServerMeasurement | undefined
     const warmup = Math.max(1, Math.min(10_000, Math.floor(options.sessions / 10)))
     const sampler = setInterval(() => { void sample(done).catch(() => {}) }, 1000)
-    const worker = async (): Promise<void> => {
-      while (next < options.sessions) {
-        const index = next++
-        byPath[await runOne(server, baseUrl, port, index)]++
-        done++
-        if (done === warmup) afterWarmup = await server.ask({ type: 'measure', settle: false })
+    /** Runs sessions (`concurrency` at a time) until `until` have been started, and all of them have ended. */
+    const churnUntil = async (until: number): Promise<void> => {
+      const worker = async (): Promise<void> => {
+        while (next < until) {
+          const index = next++
+          byPath[await runOne(server, baseUrl, port, index)]++
+          done++
+        }
       }
-    }
-    try {
       await Promise.all(Array.from({ length: options.concurrency }, worker))
-      // Expiring sessions end within TTL + a sweep; after 10 s what is left is reported as a leak.
+    }
+    /**
+     * Both readings are taken the same way, with nothing in flight: every session ended
+     * (expiring ones within TTL + a sweep; after 10 s what is left shows as a leak), every
+     * response closed, two full GCs. (Until session 10 the warm-up's was taken mid-churn,
+     * with 64 sessions in flight and fat prices queued, and compared with a settled one.)
+     */
+    const settledReading = async (): Promise<ChurnServerMeasurement> => {
       const drainDeadline = Date.now() + 10_000
       while ((await server.ask({ type: 'state' })).sessionsActive > 0 && Date.now() < drainDeadline) await delay(100)
+      await sample(done)
+      // Let the last closes and timers settle, then measure.
+      await delay(500)
+      return await server.ask({ type: 'measure', settle: true })
+    }
+    let afterWarmup: ChurnServerMeasurement
+    let afterChurn: ChurnServerMeasurement
+    try {
+      await churnUntil(warmup)
+      afterWarmup = await settledReading()
+      await churnUntil(options.sessions)
+      afterChurn = await settledReading()
     } finally {
       clearInterval(sampler)
     }
-    await sample(done)
-    // Let the last closes and timers settle, then measure.
-    await delay(500)
-    const afterChurn = await server.ask({ type: 'measure', settle: true })
-    /* c8 ignore next -- the warm-up (at least one session) is reached before the last worker ends */
-    if (afterWarmup === undefined) throw new Error('no warm-up measurement')
 
     let pubsubNumsub: Record<string, number> | undefined
     if (options.redisUrl !== undefined) {
