@@ -1,9 +1,27 @@
 import { once } from 'node:events'
-import { connect } from 'node:net'
-import t from 'tap'
+import { connect, type Socket } from 'node:net'
+import t, { type Test } from 'tap'
 import { startApp } from '../helpers/app.js'
 import { register, request } from '../helpers/http.js'
 import { SseClient } from '../helpers/sse-client.js'
+
+/**
+ * `paths` requested back to back on one raw connection (HTTP pipelining), resolved once a
+ * snapshot event has arrived on it; `received()` is everything read so far. Closed at teardown.
+ */
+async function pipelinedUntilSnapshot (t: Test, baseUrl: string, paths: string[]): Promise<{ socket: Socket, received: () => string }> {
+  const url = new URL(baseUrl)
+  const socket = connect(Number(url.port), url.hostname)
+  t.teardown(() => socket.destroy())
+  let received = ''
+  const snapshotArrived = new Promise<void>((resolve) => socket.on('data', (chunk) => {
+    received += chunk.toString()
+    if (received.includes('event: snapshot')) resolve()
+  }))
+  socket.write(paths.map((path) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`).join(''))
+  await snapshotArrived
+  return { socket, received: () => received }
+}
 
 t.test('HEAD on a stream URL does not open (or use up) the stream', async (t) => {
   const { baseUrl } = await startApp(t)
@@ -21,18 +39,9 @@ t.test('a stream request pipelined behind another request is served, not taken f
   const { app, baseUrl } = await startApp(t)
   const first = await register(baseUrl, 'bob', ['AAPL'])
   const second = await register(baseUrl, 'carol', ['AAPL'])
-  const url = new URL(baseUrl)
-  const socket = connect(Number(url.port), url.hostname)
-  t.teardown(() => socket.destroy())
-  let received = ''
-  const snapshotArrived = new Promise<void>((resolve) => socket.on('data', (chunk) => {
-    received += chunk.toString()
-    if (received.includes('event: snapshot')) resolve()
-  }))
-  socket.write(`GET /sessions/${first.sessionId} HTTP/1.1\r\nHost: x\r\n\r\nGET ${second.streamUrl} HTTP/1.1\r\nHost: x\r\n\r\n`)
-  await snapshotArrived
-  t.match(received, /"userId":"bob"/, 'the first response')
-  t.match(received, /content-type: text\/event-stream/, 'then the stream')
+  const { received } = await pipelinedUntilSnapshot(t, baseUrl, [`/sessions/${first.sessionId}`, second.streamUrl])
+  t.match(received(), /"userId":"bob"/, 'the first response')
+  t.match(received(), /content-type: text\/event-stream/, 'then the stream')
   t.equal(app.sessions.counters.deactivated.client_closed, 0, 'nothing was deactivated')
 })
 
@@ -62,15 +71,7 @@ t.test('a stream pipelined behind another stream ends with its connection', asyn
   const { app, baseUrl } = await startApp(t)
   const first = await register(baseUrl, 'frank', ['AAPL'])
   const second = await register(baseUrl, 'gina', ['AAPL'])
-  const url = new URL(baseUrl)
-  const socket = connect(Number(url.port), url.hostname)
-  let received = ''
-  const firstSnapshot = new Promise<void>((resolve) => socket.on('data', (chunk) => {
-    received += chunk.toString()
-    if (received.includes('event: snapshot')) resolve()
-  }))
-  socket.write(`GET ${first.streamUrl} HTTP/1.1\r\nHost: x\r\n\r\nGET ${second.streamUrl} HTTP/1.1\r\nHost: x\r\n\r\n`)
-  await firstSnapshot
+  const { socket } = await pipelinedUntilSnapshot(t, baseUrl, [first.streamUrl, second.streamUrl])
   const bothEnded = new Promise<void>((resolve) => {
     const ended = new Set<string>()
     app.sessions.observeDeactivations((session) => {
@@ -90,16 +91,7 @@ t.test('a stream queued behind another on its connection and ended there is not 
   const { app, baseUrl } = await startApp(t)
   const first = await register(baseUrl, 'ivan', ['AAPL'])
   const second = await register(baseUrl, 'jill', ['AAPL'])
-  const url = new URL(baseUrl)
-  const socket = connect(Number(url.port), url.hostname)
-  t.teardown(() => socket.destroy())
-  let received = ''
-  const firstSnapshot = new Promise<void>((resolve) => socket.on('data', (chunk) => {
-    received += chunk.toString()
-    if (received.includes('event: snapshot')) resolve()
-  }))
-  socket.write(`GET ${first.streamUrl} HTTP/1.1\r\nHost: x\r\n\r\nGET ${second.streamUrl} HTTP/1.1\r\nHost: x\r\n\r\n`)
-  await firstSnapshot
+  const { socket } = await pipelinedUntilSnapshot(t, baseUrl, [first.streamUrl, second.streamUrl])
   t.equal(app.streams.responseCount, 2, 'both responses are open, the second one without a socket')
   // Ended by something other than its connection (a DELETE; eviction, expiry or a slow consumer alike).
   t.equal((await request(baseUrl, `/sessions/${second.sessionId}`, { method: 'DELETE' })).status, 204)
