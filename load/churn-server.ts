@@ -16,7 +16,7 @@ import { tuneGcAsTheServerDoes } from './lib/gc.js'
 
 export type ChurnServerRequest =
   | { id: number, type: 'state' }
-  /** `settle`: first wait until every stream response has closed (the end of a run). */
+  /** `settle`: first wait until every stream response has closed (both readings of a run). */
   | { id: number, type: 'measure', settle: boolean }
   /** Fat prices for `tickers` every 5 ms until `stop-flood` with the same `key`; floods overlap. */
   | { id: number, type: 'flood', key: string, tickers: string[] }
@@ -54,7 +54,7 @@ inspectorSession.connect()
  * A full GC that also hands back what V8 keeps for later (DevTools' "collect garbage", V8's
  * low-memory notification): the young generation shrunk to its minimum, freed pages released.
  * `gc()` (--expose-gc) leaves both as they are, and how much of that happened to be resident
- * moved the RSS after it by 10-25 % from one reading to the next, with no trend and nothing
+ * spread the RSS after it over 21 % (122-148 MB) across ten readings of one run, with no trend and nothing
  * leaked (BENCHMARKS.md, session 10).
  */
 async function collectAllAvailableGarbage (): Promise<void> {

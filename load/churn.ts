@@ -342,7 +342,7 @@ export async function runChurn (options: ChurnOptions): Promise<ChurnResult> {
     /**
      * Both readings are taken the same way, with nothing in flight: every session ended
      * (expiring ones within TTL + a sweep; after 10 s what is left shows as a leak), every
-     * response closed, two full GCs. (Until session 10 the warm-up's was taken mid-churn,
+     * response closed, a full GC that also releases what V8 keeps for later. (Until session 10 the warm-up's was taken mid-churn,
      * with 64 sessions in flight and fat prices queued, and compared with a settled one.)
      */
     const settledReading = async (): Promise<ChurnServerMeasurement> => {

@@ -99,6 +99,9 @@ async function closeClient (client: Redis): Promise<void> {
  * the exit came past its deadline, with status 1. A destroyed socket settles it at once.
  */
 function dropConnection (client: Redis): void {
+  // Already closed (the QUIT that the timeout's drop rejected): disconnecting again would only
+  // start ioredis' 2 s timer on a dead socket.
+  if (client.status === 'end') return
   client.disconnect()
   client.stream?.destroy()
 }

@@ -89,6 +89,11 @@ const MAX_TIMER_MS = 2_147_483_647
  * past it, `expiresAt` could not be written as ISO 8601 and every registration would fail.
  */
 const MAX_SESSION_LIFETIME_MS = 8_000_000_000_000_000
+/**
+ * A shutdown's `retry:` is spread over [RETRY_MS, RETRY_MS + max(RETRY_MS, 5 s)): this bound
+ * keeps even the spread hint a delay a browser's timer can wait.
+ */
+const MAX_RETRY_MS = Math.floor(MAX_TIMER_MS / 2)
 /** Past this the simulated feed would build millions of prices per tick and block the loop. */
 const MAX_FEED_RATE = 100_000
 
@@ -164,7 +169,7 @@ export function loadConfig (env: Env = process.env): Config {
     sweepIntervalMs: integer(env, 'SWEEP_INTERVAL_MS', 1000, 1, MAX_TIMER_MS),
     flushIntervalMs: integer(env, 'FLUSH_INTERVAL_MS', 100, 1, MAX_TIMER_MS),
     heartbeatMs: integer(env, 'HEARTBEAT_MS', 15_000, 1, MAX_TIMER_MS),
-    retryMs: integer(env, 'RETRY_MS', 3000, 1, MAX_TIMER_MS),
+    retryMs: integer(env, 'RETRY_MS', 3000, 1, MAX_RETRY_MS),
     slowConsumerMs: integer(env, 'SLOW_CONSUMER_MS', 10_000, 1, MAX_TIMER_MS),
     rateLimitMax: integer(env, 'RATE_LIMIT_MAX', 300, 0),
     rateLimitWindowMs: integer(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1, MAX_TIMER_MS),

@@ -133,8 +133,10 @@ export class SessionStream implements Flushable {
     this.hub.release(this)
     this.clearSlowConsumerTimer()
     this.endResponse(reason)
-    // A response still queued behind another on its connection has no socket, and Node emits
-    // no 'close' for it, whether it is ended or destroyed: it would stay among the open ones.
+    // A response still queued behind another on its connection has no socket yet. Its 'close'
+    // comes only once the one ahead finishes and hands it the socket: never if the connection
+    // dies first, and not for as long as the one ahead is a stream. Its bytes still go out if
+    // it gets the socket; it is just no longer counted (or waited for) as open.
     this.hub.forgetIfDetached(this.sink)
   }
 

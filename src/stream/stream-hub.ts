@@ -120,8 +120,8 @@ export class StreamHub {
   }
 
   /**
-   * A response that never got a socket (queued behind another on a pipelined connection
-   * that died) emits no 'close' when destroyed: stop waiting for it.
+   * A response without a socket (queued behind another on a pipelined connection) may never
+   * emit 'close' (see SessionStream.close): once its stream has ended, stop counting it.
    */
   forgetIfDetached (sink: SseSink): void {
     if (sink.socket !== null) return

@@ -15,11 +15,18 @@ function rejects (t: Test, env: Record<string, string>, variable: string): void 
 }
 
 t.test('timer-backed durations cannot exceed what a Node timer can wait', async (t) => {
-  for (const name of ['SWEEP_INTERVAL_MS', 'FLUSH_INTERVAL_MS', 'HEARTBEAT_MS', 'RETRY_MS', 'SLOW_CONSUMER_MS', 'RATE_LIMIT_WINDOW_MS']) {
+  for (const name of ['SWEEP_INTERVAL_MS', 'FLUSH_INTERVAL_MS', 'HEARTBEAT_MS', 'SLOW_CONSUMER_MS', 'RATE_LIMIT_WINDOW_MS']) {
     t.doesNotThrow(() => loadConfig({ [name]: String(MAX_TIMER_MS) }), `${name} at the timer maximum`)
     rejects(t, { [name]: String(MAX_TIMER_MS + 1) }, name)
   }
   rejects(t, { SHUTDOWN_GRACE_MS: '3000000000' }, 'SHUTDOWN_GRACE_MS')
+})
+
+t.test('RETRY_MS is at most half a timer: the spread shutdown hint adds up to RETRY_MS more', async (t) => {
+  const maxRetryMs = Math.floor(MAX_TIMER_MS / 2)
+  t.equal(loadConfig({ RETRY_MS: String(maxRetryMs) }).retryMs, maxRetryMs)
+  rejects(t, { RETRY_MS: String(maxRetryMs + 1) }, 'RETRY_MS')
+  t.ok(maxRetryMs + Math.max(maxRetryMs, 5000) - 1 <= MAX_TIMER_MS, 'the largest spread hint still fits a timer')
 })
 
 t.test('session lifetimes may exceed a timer: they are bounded only so an expiry stays a date', async (t) => {
