@@ -1,4 +1,4 @@
-import { Session } from 'node:inspector'
+import { Session } from 'node:inspector/promises'
 import Fastify from 'fastify'
 import tickstreamApp, { serverOptions } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
@@ -58,7 +58,7 @@ inspectorSession.connect()
  * leaked (BENCHMARKS.md, session 10).
  */
 async function collectAllAvailableGarbage (): Promise<void> {
-  await new Promise<void>((resolve, reject) => inspectorSession.post('HeapProfiler.collectGarbage', (err) => { if (err === null) resolve(); else reject(err) }))
+  await inspectorSession.post('HeapProfiler.collectGarbage')
 }
 
 // The runner's explicit settings, not this process's environment: an exported REDIS_URL or

@@ -38,8 +38,8 @@ async function main (): Promise<void> {
 
   let acceptors: ExtraAcceptors | undefined
   let acceptorsClosed: Promise<void> | undefined
+  /** When the shutdown began; 0 until then. A signal after that is a second one. */
   const startedShutdownAt = { value: 0 }
-  let shuttingDown = false
   const shutdown = closeWithGrace({
     // The last resort (exit 1) at the contract's limit: SHUTDOWN_GRACE_MS plus a second. The
     // drain ends CLOSE_MARGIN_MS before the grace period, the HTTP server is closed by its
@@ -48,9 +48,8 @@ async function main (): Promise<void> {
     logger: app.log,
     skip: [...SHUTDOWN_SIGNALS]
   }, async ({ signal, err }) => {
-    // Also when close-with-grace itself began it (an uncaught error): a signal now is a second one.
-    shuttingDown = true
-    startedShutdownAt.value = Date.now()
+    // Set by the signal handler below, or now, when close-with-grace began it (an uncaught error).
+    if (startedShutdownAt.value === 0) startedShutdownAt.value = Date.now()
     acceptorsClosed = acceptors?.stopAccepting()
     if (err !== undefined) app.log.error({ err }, 'fatal error, shutting down')
     else app.log.info({ signal }, 'shutting down')
@@ -69,11 +68,11 @@ async function main (): Promise<void> {
   })
   for (const signal of SHUTDOWN_SIGNALS) {
     process.on(signal, () => {
-      if (shuttingDown) {
+      if (startedShutdownAt.value > 0) {
         app.log.warn({ signal }, 'already shutting down')
         return
       }
-      shuttingDown = true
+      startedShutdownAt.value = Date.now()
       app.log.info({ signal }, 'signal received')
       void shutdown.close()
     })
