@@ -2,29 +2,64 @@ import type { PriceUpdate } from '../price.js'
 
 /**
  * The latest price of each ticker this instance published or received: the snapshot's source
- * in embedded mode, and its local complement in Redis mode. Bounded so that publishers
- * inventing symbols cannot grow it without limit: past `capacity` the least recently
- * updated ticker is forgotten, so live symbols stay while invented ones churn out.
+ * in embedded mode, and its complement to the shared cache in Redis mode.
+ *
+ * "Latest" is the bus's order, never the price's `ts`: `ts` is the publisher's clock (or
+ * none), and a price published later may carry a smaller one.
+ *
+ * Nothing is ever forgotten: the contract's snapshot holds the latest price *ever* published
+ * of each ticker. The map grows with the symbols publishers use, and only holders of
+ * `PUBLISH_TOKEN` or of Redis can publish; clients only choose among them.
+ *
+ * A remembered price is **current** when it came off the bus while this instance stayed
+ * subscribed to its ticker: any price published after it would have come the same way and
+ * taken its place, so no other source can know a later one. Any other remembered price (one
+ * published through this instance while nothing here watched the ticker, or one received
+ * before the subscription ended or the connection dropped) may have been passed by a price
+ * this instance never saw; in Redis mode the shared cache knows better.
  */
 export class LatestPrices {
   private readonly byTicker = new Map<string, PriceUpdate>()
-
-  constructor (private readonly capacity = 20_000) {}
+  /** Tickers whose remembered price is current (see above). */
+  private readonly current = new Set<string>()
 
   get size (): number {
     return this.byTicker.size
   }
 
-  remember (update: PriceUpdate): void {
-    // Delete then set moves the ticker to the end: Map order is least recently updated first.
-    if (!this.byTicker.delete(update.ticker) && this.byTicker.size >= this.capacity) {
-      const oldest = this.byTicker.keys().next()
-      if (oldest.done !== true) this.byTicker.delete(oldest.value)
-    }
+  /** A price delivered by the bus to this instance's watchers. */
+  received (update: PriceUpdate): void {
     this.byTicker.set(update.ticker, update)
+    this.current.add(update.ticker)
   }
 
-  get (ticker: string): PriceUpdate | undefined {
-    return this.byTicker.get(ticker)
+  /**
+   * A price this instance published, once the publish went through. A current price stays:
+   * it came off the bus, so it is this price on its way back or one published after it, and
+   * if it is an earlier one, this price is still on its way and will take its place.
+   */
+  published (update: PriceUpdate): void {
+    if (!this.current.has(update.ticker)) this.byTicker.set(update.ticker, update)
+  }
+
+  /** This instance no longer receives `ticker`: prices published from now on pass it by. */
+  subscriptionEnded (ticker: string): void {
+    this.current.delete(ticker)
+  }
+
+  /** The bus connection dropped: prices published meanwhile were never received. */
+  subscriptionsInterrupted (): void {
+    this.current.clear()
+  }
+
+  /**
+   * The latest price of `ticker` given the shared cache's (`undefined` when there is none,
+   * or no cache): this instance's own if it is current, the cache's otherwise, and this
+   * instance's as the last resort.
+   */
+  newest (ticker: string, shared: PriceUpdate | undefined): PriceUpdate | undefined {
+    const local = this.byTicker.get(ticker)
+    if (local !== undefined && this.current.has(ticker)) return local
+    return shared ?? local
   }
 }

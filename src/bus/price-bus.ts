@@ -10,6 +10,8 @@ export interface BusInbox {
   deliver(update: PriceUpdate): void
   /** A raw message from the ticker's channel (an external transport), validated here once. */
   deliverMessage(ticker: string, message: string | Buffer): void
+  /** The transport's subscriptions lapsed (a dropped connection): prices may have been missed. */
+  subscriptionsInterrupted(): void
 }
 
 /**
@@ -53,7 +55,14 @@ export class PriceBus implements BusInbox {
     this.logger = options.logger
     this.invalidMessageWarning = new RateLimitedWarning(options.logger, INVALID_MESSAGE_WARN_INTERVAL_MS, options.clock)
     this.transport = options.createTransport(this)
-    this.subscriptions = new TickerSubscriptions(this.transport)
+    this.subscriptions = new TickerSubscriptions({
+      subscribe: (ticker) => this.transport.subscribe(ticker),
+      unsubscribe: (ticker) => {
+        // From here on a price of this ticker can be published without this instance seeing it.
+        this.latestSeen.subscriptionEnded(ticker)
+        this.transport.unsubscribe(ticker)
+      }
+    })
   }
 
   get isReady (): boolean {
@@ -63,15 +72,12 @@ export class PriceBus implements BusInbox {
   /**
    * Publishes validated prices to every instance, this one included. A price is remembered
    * here only once the publish went through: one that fails (Redis down, a 503) leaves this
-   * instance's snapshots as they were. A subscribed ticker's price is not remembered here at
-   * all: it comes back through `deliver`, in the bus's order, and remembering it again once
-   * the publish returns could put it back over a newer price delivered meanwhile.
+   * instance's snapshots as they were. It never replaces a price that came off the bus since
+   * (`LatestPrices.published`): that one is the same price or a newer one.
    */
   async publish (updates: readonly PriceUpdate[]): Promise<void> {
     await this.transport.publish(updates)
-    for (const update of updates) {
-      if (!this.subscriptions.isSubscribed(update.ticker)) this.latestSeen.remember(update)
-    }
+    for (const update of updates) this.latestSeen.published(update)
   }
 
   /** Starts `listener` watching `tickers` (distinct); `unwatch` with what this returns ends it. */
@@ -88,7 +94,11 @@ export class PriceBus implements BusInbox {
     // A message can still arrive for a ticker just released; nobody wants it.
     if (!this.subscriptions.deliver(update.ticker, update, this.reportListenerError)) return
     this.counters.pricesReceived++
-    this.latestSeen.remember(update)
+    this.latestSeen.received(update)
+  }
+
+  subscriptionsInterrupted (): void {
+    this.latestSeen.subscriptionsInterrupted()
   }
 
   // Listeners only touch memory; this keeps one bug from starving the others.
@@ -107,9 +117,10 @@ export class PriceBus implements BusInbox {
   }
 
   /**
-   * The latest known price of each ticker that has one, in the order asked: the shared
-   * cache's value unless this instance saw a newer one. Never rejects: without the shared
-   * cache it answers from what this instance saw.
+   * The latest price published of each ticker that has one, in the order asked: this
+   * instance's own when it is known to be the latest, the shared cache's otherwise
+   * (`LatestPrices.newest`). Never rejects: without the shared cache it answers from what this
+   * instance saw.
    */
   async latest (tickers: readonly string[]): Promise<PriceUpdate[]> {
     let shared: PriceUpdate[] = []
@@ -121,9 +132,7 @@ export class PriceBus implements BusInbox {
     const sharedByTicker = new Map(shared.map((update) => [update.ticker, update]))
     const result: PriceUpdate[] = []
     for (const ticker of tickers) {
-      const local = this.latestSeen.get(ticker)
-      const remote = sharedByTicker.get(ticker)
-      const newest = local === undefined ? remote : remote === undefined || local.ts > remote.ts ? local : remote
+      const newest = this.latestSeen.newest(ticker, sharedByTicker.get(ticker))
       if (newest !== undefined) result.push(newest)
     }
     return result

@@ -74,6 +74,8 @@ export class RedisTransport implements BusTransport {
     this.logger = options.logger
     this.redisWarning = new RateLimitedWarning(options.logger, REDIS_WARN_INTERVAL_MS, options.clock)
     this.subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message))
+    // Whatever is published until the resubscription below passes this instance by.
+    this.subscriber.on('close', () => this.inbox.subscriptionsInterrupted())
     // ioredis re-sends the commands a dropped connection left unanswered right after 'ready':
     // a SUBSCRIBE among them may be for a ticker released since. Once they are out (next
     // tick), the subscriptions are rebuilt from `wanted`.

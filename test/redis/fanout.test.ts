@@ -3,6 +3,7 @@ import { startApp } from '../helpers/app.js'
 import { metric, metrics, register, request } from '../helpers/http.js'
 import { redisClient, redisReady, SHARED_REDIS_URL, uniqueTicker } from '../helpers/redis.js'
 import { SseClient } from '../helpers/sse-client.js'
+import { tcpProxy } from '../helpers/tcp-proxy.js'
 
 const TOKEN = 'redis-test-token'
 
@@ -74,4 +75,85 @@ t.test('the snapshot comes from the shared cache, whichever instance serves the 
   t.teardown(() => client.close())
   const snapshot = await client.next()
   t.same(snapshot.json, { prices: [{ ticker, price: 2, ts: 11 }] }, 'instance B serves the latest price published through A')
+})
+
+/*
+ * "Latest" is the order in which prices were published, never their `ts` (a publisher's
+ * clock). The three ways this instance's own remembered price and the shared cache can
+ * disagree, each with the later-published price carrying the smaller `ts`.
+ */
+async function snapshotOf (t: Test, baseUrl: string, userId: string, ticker: string): Promise<unknown> {
+  const session = await register(baseUrl, userId, [ticker])
+  const client = await SseClient.open(baseUrl, session.streamUrl)
+  t.teardown(() => client.close())
+  const snapshot = await client.next()
+  t.equal(snapshot.event, 'snapshot')
+  return snapshot.json
+}
+
+async function publishThrough (t: Test, baseUrl: string, body: object): Promise<void> {
+  const res = await request(baseUrl, '/prices', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body })
+  t.equal(res.status, 202)
+}
+
+t.test('a price published after this instance stopped watching its ticker is the snapshot, though its ts is smaller', async (t) => {
+  const [a, b] = await twoInstances(t)
+  if (a === undefined || b === undefined) throw new Error('no instances')
+  const ticker = uniqueTicker()
+  const session = await register(a.baseUrl, 'dave', [ticker])
+  const client = await SseClient.open(a.baseUrl, session.streamUrl)
+  t.teardown(() => client.close())
+  await client.next()
+  await publishThrough(t, b.baseUrl, { ticker, price: 1, ts: 5000 })
+  await client.waitFor((e) => e.event === 'prices')
+  // A's last session of the ticker ends (DELETE answers once it is released): A no longer hears it.
+  t.equal((await request(a.baseUrl, `/sessions/${session.sessionId}`, { method: 'DELETE' })).status, 204)
+  await publishThrough(t, b.baseUrl, { ticker, price: 2, ts: 1000 })
+  t.same(await snapshotOf(t, a.baseUrl, 'erin', ticker), { prices: [{ ticker, price: 2, ts: 1000 }] },
+    'A serves the price published last, from the shared cache, not the one it received before')
+})
+
+t.test('a price received straight off the channel after a cached one is the snapshot, though its ts is smaller', async (t) => {
+  const [a] = await twoInstances(t)
+  if (a === undefined) throw new Error('no instances')
+  const ticker = uniqueTicker()
+  const session = await register(a.baseUrl, 'frank', [ticker])
+  const client = await SseClient.open(a.baseUrl, session.streamUrl)
+  t.teardown(() => client.close())
+  await client.next()
+  await publishThrough(t, a.baseUrl, { ticker, price: 100 })
+  await client.waitFor((e) => e.event === 'prices' && e.json.prices[0].price === 100)
+  // Not through POST /prices: the shared cache keeps 100.
+  await redisClient(t).publish(`prices:${ticker}`, JSON.stringify({ ticker, price: 200, ts: 1000 }))
+  await client.waitFor((e) => e.event === 'prices' && e.json.prices[0].price === 200)
+  t.same(await snapshotOf(t, a.baseUrl, 'grace', ticker), { prices: [{ ticker, price: 200, ts: 1000 }] },
+    'a second client of the same instance sees what the first one was sent last')
+})
+
+t.test('a price published while this instance was cut off from Redis is the snapshot once it is back, though its ts is smaller', async (t) => {
+  const proxy = await tcpProxy(t)
+  const a = await startApp(t, { REDIS_URL: proxy.url, PUBLISH_TOKEN: TOKEN })
+  const b = await startApp(t, { REDIS_URL: SHARED_REDIS_URL, PUBLISH_TOKEN: TOKEN })
+  await redisReady(a.app)
+  await redisReady(b.app)
+  const ticker = uniqueTicker()
+  const session = await register(a.baseUrl, 'heidi', [ticker])
+  const client = await SseClient.open(a.baseUrl, session.streamUrl)
+  t.teardown(() => client.close())
+  await client.next()
+  await redisClient(t).publish(`prices:${ticker}`, JSON.stringify({ ticker, price: 1, ts: 9_000_000_000_000 }))
+  await client.waitFor((e) => e.event === 'prices')
+
+  const clients = a.app.redis
+  if (clients === undefined) throw new Error('instance A is not in Redis mode')
+  const closed = [clients.commands, clients.subscriber].map(async (connection) => await new Promise<void>((resolve) => connection.once('close', () => resolve())))
+  proxy.cutConnections()
+  await Promise.all(closed)
+  // A cannot hear this one; B writes it into the shared cache.
+  await publishThrough(t, b.baseUrl, { ticker, price: 2, ts: 1000 })
+  proxy.release()
+  await redisReady(a.app)
+  t.same(await snapshotOf(t, a.baseUrl, 'ivan', ticker), { prices: [{ ticker, price: 2, ts: 1000 }] },
+    'A serves the price it missed, from the shared cache')
+  t.equal(client.ended, false, 'the first stream stayed open through it')
 })

@@ -84,3 +84,18 @@ t.test('a body over 1 MiB is a 413', async (t) => {
   const res = await request(baseUrl, '/prices', { method: 'POST', body: Array.from({ length: 1000 }, () => ({ ticker: 'AAPL', price: 1, pad })), headers: auth })
   t.equal(res.status, 413)
 })
+
+t.test('the snapshot has the latest price ever published of a ticker, however many other tickers were published since', async (t) => {
+  const { baseUrl } = await startApp(t, { PUBLISH_TOKEN: TOKEN, FEED: 'none' })
+  t.equal((await request(baseUrl, '/prices', { method: 'POST', body: { ticker: 'KEEP', price: 42, ts: 1 }, headers: auth })).status, 202)
+  // 25 000 other tickers, 1000 per body: more than the 20 000 the server once remembered.
+  for (let batch = 0; batch < 25; batch++) {
+    const body = Array.from({ length: 1000 }, (_, i) => ({ ticker: `Q${batch}X${i}`, price: 1, ts: 2 }))
+    t.equal((await request(baseUrl, '/prices', { method: 'POST', body, headers: auth })).status, 202)
+  }
+  const session = await register(baseUrl, 'keeper', ['KEEP', 'Q24X999'])
+  const client = await SseClient.open(baseUrl, session.streamUrl)
+  t.teardown(() => client.close())
+  const snapshot = await client.next()
+  t.same(snapshot.json, { prices: [{ ticker: 'KEEP', price: 42, ts: 1 }, { ticker: 'Q24X999', price: 1, ts: 2 }] })
+})

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { InProcessTransport } from '../../src/bus/in-process-transport.js'
 import { LatestPrices } from '../../src/bus/latest-prices.js'
-import { PriceBus } from '../../src/bus/price-bus.js'
+import { PriceBus, type BusInbox, type BusTransport } from '../../src/bus/price-bus.js'
 import type { PriceListener } from '../../src/bus/ticker-subscriptions.js'
 import { RateLimitedWarning, silentLogger, type LogFn, type Logger } from '../../src/logger.js'
 import { priceUpdate, type PriceUpdate } from '../../src/price.js'
@@ -256,28 +256,125 @@ t.test('RateLimitedWarning lets one warning through per interval and reports how
   t.match(entries[3]?.obj, { suppressedSinceLast: 0 })
 })
 
-t.test('LatestPrices forgets the least recently updated ticker past its capacity', async (t) => {
-  const latest = new LatestPrices(3)
-  latest.remember(update('A', 1, 1))
-  latest.remember(update('B', 1, 1))
-  latest.remember(update('C', 1, 1))
-  latest.remember(update('A', 2, 2))
-  t.equal(latest.size, 3, 'updating a known ticker evicts nothing')
-  t.equal(latest.get('A')?.price.price, 2, 'and keeps the newer value')
-  latest.remember(update('D', 1, 1))
-  t.equal(latest.size, 3, 'never more than the capacity')
-  t.equal(latest.get('B'), undefined, 'B, the least recently updated, is forgotten')
-  t.ok(latest.get('A') !== undefined && latest.get('C') !== undefined && latest.get('D') !== undefined, 'A stays: it was updated')
-  latest.remember(update('E', 1, 1))
-  t.equal(latest.get('C'), undefined, 'then C')
-  t.strictSame(['A', 'D', 'E'].map((ticker) => latest.get(ticker)?.ticker), ['A', 'D', 'E'])
+t.test('LatestPrices keeps the latest price of every ticker it was given, in the order given, whatever their ts', async (t) => {
+  const latest = new LatestPrices()
+  // More tickers than the 20 000 the map was once capped at: the contract's snapshot has the
+  // latest price *ever* published of each.
+  for (let i = 0; i < 30_000; i++) latest.published(update(`T${i}`, i, i))
+  t.equal(latest.size, 30_000, 'nothing is forgotten')
+  t.equal(latest.newest('T0', undefined)?.price.price, 0, 'the first one is still there')
+  latest.received(update('T1', 10, 5000))
+  latest.received(update('T1', 11, 1000))
+  t.strictSame(latest.newest('T1', undefined)?.price, { ticker: 'T1', price: 11, ts: 1000 }, 'the later one, though its ts is smaller')
 })
 
-t.test('LatestPrices stays bounded under many distinct tickers', async (t) => {
-  const latest = new LatestPrices(10)
-  for (let i = 0; i < 1000; i++) latest.remember(update(`T${i}`, i, i))
-  t.equal(latest.size, 10)
-  t.equal(latest.get('T989'), undefined)
-  t.equal(latest.get('T990')?.price.price, 990)
-  t.equal(latest.get('T999')?.price.price, 999)
+t.test('LatestPrices: a price received while subscribed beats the shared cache; any other loses to it', async (t) => {
+  const latest = new LatestPrices()
+  const cached = update('AAPL', 100, 9_000_000_000_000)
+  latest.received(update('AAPL', 200, 1000))
+  t.equal(latest.newest('AAPL', cached)?.price.price, 200, 'received since subscribing: nothing can have passed it, whatever the ts')
+  latest.subscriptionEnded('AAPL')
+  t.equal(latest.newest('AAPL', update('AAPL', 300, 1))?.price.price, 300, 'once the subscription ended, the cache wins, whatever the ts')
+  t.equal(latest.newest('AAPL', undefined)?.price.price, 200, 'and without a cached price, the one this instance has is the answer')
+  latest.received(update('AAPL', 400, 1))
+  t.equal(latest.newest('AAPL', cached)?.price.price, 400, 'received again: current again')
+  latest.subscriptionsInterrupted()
+  t.equal(latest.newest('AAPL', cached)?.price.price, 100, 'after the connection dropped, the cache wins')
+
+  latest.published(update('MSFT', 1, 5000))
+  t.equal(latest.newest('MSFT', update('MSFT', 2, 1))?.price.price, 2, 'a price published here, unwatched, loses to the cache')
+  t.equal(latest.newest('MSFT', undefined)?.price.price, 1, 'and is the answer without one')
+  t.equal(latest.newest('NVDA', undefined), undefined, 'a ticker nobody priced has nothing')
+})
+
+t.test('LatestPrices.published keeps a price received since: the one received is as new or newer', async (t) => {
+  const latest = new LatestPrices()
+  latest.received(update('AAPL', 2, 2))
+  latest.published(update('AAPL', 1, 1))
+  t.equal(latest.newest('AAPL', undefined)?.price.price, 2, 'not replaced by the publish returning late')
+  latest.subscriptionEnded('AAPL')
+  latest.published(update('AAPL', 3, 3))
+  t.equal(latest.newest('AAPL', undefined)?.price.price, 3, 'once not current, a publish replaces it')
+})
+
+/**
+ * A transport with a shared latest-price cache, as Redis mode has: a publish writes the cache
+ * and reaches this instance only if it is subscribed; `publishElsewhere` is another
+ * instance's publish (cache and channel), `publishRaw` a message straight to the channel.
+ */
+class SharedCacheTransport implements BusTransport {
+  readonly isReady = true
+  readonly cache = new Map<string, PriceUpdate>()
+  private readonly subscribed = new Set<string>()
+  constructor (private readonly inbox: BusInbox) {}
+  subscribe (ticker: string): void { this.subscribed.add(ticker) }
+  unsubscribe (ticker: string): void { this.subscribed.delete(ticker) }
+  async publish (updates: readonly PriceUpdate[]): Promise<void> { this.publishElsewhere(updates) }
+  publishElsewhere (updates: readonly PriceUpdate[]): void {
+    for (const u of updates) this.cache.set(u.ticker, u)
+    this.publishRaw(updates)
+  }
+
+  publishRaw (updates: readonly PriceUpdate[]): void {
+    for (const u of updates) if (this.subscribed.has(u.ticker)) this.inbox.deliverMessage(u.ticker, u.json)
+  }
+
+  async latest (tickers: readonly string[]): Promise<PriceUpdate[]> {
+    return tickers.flatMap((ticker) => this.cache.get(ticker) ?? [])
+  }
+
+  async close (): Promise<void> {}
+}
+
+function sharedCacheBus (): { bus: PriceBus, transport: SharedCacheTransport } {
+  let transport: SharedCacheTransport | undefined
+  const bus = new PriceBus({
+    createTransport: (inbox) => { transport = new SharedCacheTransport(inbox); return transport },
+    clock: () => FIXED_NOW,
+    logger: silentLogger
+  })
+  if (transport === undefined) throw new Error('no transport')
+  return { bus, transport }
+}
+
+t.test('latest() with a shared cache: the bus\'s order decides, never ts', async (t) => {
+  const { bus, transport } = sharedCacheBus()
+  const watch = bus.watch(['AAPL'], () => {})
+  transport.publishElsewhere([update('AAPL', 100, 9_000_000_000_000)])
+  transport.publishRaw([update('AAPL', 200, 1000)])
+  t.strictSame((await bus.latest(['AAPL'])).map((u) => u.price.price), [200],
+    'a raw message received after the cached price is the latest, though its ts is smaller')
+
+  transport.publishElsewhere([update('AAPL', 300, 5000)])
+  bus.unwatch(watch)
+  transport.publishElsewhere([update('AAPL', 400, 1)])
+  t.strictSame((await bus.latest(['AAPL'])).map((u) => u.price.price), [400],
+    'published after this instance unsubscribed: the cache has it, and it wins over the price received before')
+
+  bus.watch(['AAPL'], () => {})
+  transport.publishElsewhere([update('AAPL', 500, 9_000_000_000_000)])
+  bus.subscriptionsInterrupted()
+  transport.cache.set('AAPL', update('AAPL', 600, 1))
+  t.strictSame((await bus.latest(['AAPL'])).map((u) => u.price.price), [600],
+    'published while the connection was down: the cache wins over what was received before')
+})
+
+t.test('latest() with a shared cache: a price published here goes into the cache, and is the fallback without it', async (t) => {
+  const { bus, transport } = sharedCacheBus()
+  await bus.publish([update('MSFT', 1, 10)])
+  t.strictSame((await bus.latest(['MSFT'])).map((u) => u.price.price), [1])
+  transport.cache.clear()
+  t.strictSame((await bus.latest(['MSFT'])).map((u) => u.price.price), [1], 'what this instance published is kept for when the cache has nothing')
+})
+
+t.test('embedded: a watch that starts while a publish is returning still finds the price in latest()', async (t) => {
+  const bus = makeBus()
+  // The in-process publish delivers synchronously, before the watch exists; the watch starts
+  // before the publish's continuation runs.
+  const publishing = bus.publish([update('AAPL', 1, 1)])
+  const watcher = recorder()
+  bus.watch(['AAPL'], watcher.listener)
+  await publishing
+  t.strictSame(watcher.received, [], 'the watch started after the delivery')
+  t.strictSame((await bus.latest(['AAPL'])).map((u) => u.price.price), [1], 'the price is remembered all the same')
 })
