@@ -79,7 +79,12 @@ async function main (): Promise<void> {
   }
 
   if (config.publishToken === undefined) app.log.info('POST /prices disabled (PUBLISH_TOKEN unset)')
-  await app.listen({ host: config.host, port: config.port, backlog: LISTEN_BACKLOG })
+  try {
+    await app.listen({ host: config.host, port: config.port, backlog: LISTEN_BACKLOG })
+  } catch (err) {
+    // A port in use or a host that does not resolve: name the settings an operator changes.
+    throw new Error(`cannot listen on HOST=${config.host} PORT=${config.port}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+  }
   acceptors = await addExtraAcceptors(app.server, { count: config.acceptDescriptors - 1, backlog: LISTEN_BACKLOG, logger: app.log })
   // A shutdown that began during the helper's round trip found no acceptors to stop.
   if (startedShutdownAt.value > 0) acceptorsClosed = acceptors.stopAccepting()

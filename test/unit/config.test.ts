@@ -1,3 +1,5 @@
+import { once } from 'node:events'
+import { createServer } from 'node:net'
 import { spawnServer } from '../helpers/server-process.js'
 import t, { type Test } from 'tap'
 import { ConfigError, loadConfig, type Config, type Env } from '../../src/config.js'
@@ -168,6 +170,18 @@ t.test('the server refuses to start with a negative PORT, naming it', async (t) 
   t.not(code, 0, 'exit status is non-zero')
   t.not(code, null, 'it exited by itself rather than being killed')
   t.ok(stderr.includes('PORT'), `stderr names PORT: ${stderr}`)
+})
+
+t.test('a PORT in use stops the server at start, naming HOST and PORT', async (t) => {
+  const occupied = createServer()
+  occupied.listen(0, '127.0.0.1')
+  await once(occupied, 'listening')
+  t.teardown(() => occupied.close())
+  const address = occupied.address()
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  const { code, stderr } = await runServer({ PORT: String(address.port) })
+  t.equal(code, 1, 'exit status 1')
+  t.match(stderr, `cannot listen on HOST=127.0.0.1 PORT=${address.port}: listen EADDRINUSE`, `stderr names both: ${stderr}`)
 })
 
 t.test('the server refuses to start with an unknown FEED, naming it', async (t) => {
