@@ -50,6 +50,7 @@ export default fp(async function metricsPlugin (fastify) {
   gauge('tickstream_sessions_active', 'Sessions registered and not yet deactivated.', () => sessions.activeCount)
   gauge('tickstream_streams_open', 'SSE responses being served.', () => streams.openCount)
   gauge('tickstream_bus_subscriptions', 'Tickers this instance is subscribed to on the bus.', () => bus.subscriptions.size)
+  gauge('tickstream_priced_tickers', 'Tickers whose latest price this instance remembers for snapshots (never forgotten).', () => bus.pricedTickerCount)
   counter('tickstream_bus_subscribe_total', 'Bus subscriptions made (one per ticker going from 0 to 1 watcher).', () => bus.subscriptions.counters.subscribeTotal)
   counter('tickstream_bus_unsubscribe_total', 'Bus subscriptions released (one per ticker going from 1 to 0 watchers).', () => bus.subscriptions.counters.unsubscribeTotal)
   counter('tickstream_sessions_registered_total', 'Sessions registered.', () => sessions.counters.registered)

@@ -69,6 +69,11 @@ export class PriceBus implements BusInbox {
     return this.transport.isReady
   }
 
+  /** Tickers with a remembered latest price: the snapshot's memory, which only grows. */
+  get pricedTickerCount (): number {
+    return this.latestSeen.size
+  }
+
   /**
    * Publishes validated prices to every instance, this one included. A price is remembered
    * here only once the publish went through: one that fails (Redis down, a 503) leaves this

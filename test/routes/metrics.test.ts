@@ -13,6 +13,7 @@ t.test('/metrics exposes the contract metrics in Prometheus text format', async 
     ['tickstream_sessions_active', 'gauge'],
     ['tickstream_streams_open', 'gauge'],
     ['tickstream_bus_subscriptions', 'gauge'],
+    ['tickstream_priced_tickers', 'gauge'],
     ['tickstream_bus_subscribe_total', 'counter'],
     ['tickstream_bus_unsubscribe_total', 'counter'],
     ['tickstream_sessions_registered_total', 'counter'],
@@ -45,6 +46,7 @@ t.test('the metrics follow sessions, streams, subscriptions and events', async (
   t.equal(metric(values, 'tickstream_prices_received_total'), 2, 'the two MSFT prices; AAPL before anyone watched and TSLA are not received')
   t.equal(metric(values, 'tickstream_price_updates_conflated_total'), 1)
   t.equal(metric(values, 'tickstream_events_sent_total'), 2, 'snapshot and one prices event')
+  t.equal(metric(values, 'tickstream_priced_tickers'), 3, 'AAPL, MSFT and TSLA have a price, watched or not')
 
   await request(baseUrl, `/sessions/${b.sessionId}`, { method: 'DELETE' })
   client.close()
@@ -57,4 +59,5 @@ t.test('the metrics follow sessions, streams, subscriptions and events', async (
   t.equal(metric(values, 'tickstream_bus_unsubscribe_total'), 2)
   t.equal(metric(values, 'tickstream_sessions_deactivated_total{reason="deleted"}'), 1)
   t.equal(metric(values, 'tickstream_sessions_deactivated_total{reason="client_closed"}'), 1)
+  t.equal(metric(values, 'tickstream_priced_tickers'), 3, 'prices outlive the sessions: a later snapshot needs them')
 })
