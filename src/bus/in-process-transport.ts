@@ -13,6 +13,8 @@ export class InProcessTransport implements BusTransport {
 
   subscribe (ticker: string): void {
     this.subscribed.add(ticker)
+    // In effect at once: the next publish reaches it.
+    this.inbox.subscriptionConfirmed(ticker)
   }
 
   unsubscribe (ticker: string): void {

@@ -11,15 +11,18 @@ import type { PriceUpdate } from '../price.js'
  * of each ticker. The map grows with the symbols publishers use, and only holders of
  * `PUBLISH_TOKEN` or of Redis can publish; clients only choose among them.
  *
- * A remembered price is **current** when it came off the bus while this instance stayed
- * subscribed to its ticker: any price published after it would have come the same way and
- * taken its place, so no other source can know a later one. Any other remembered price (one
- * published through this instance while nothing here watched the ticker, or one received
- * before the subscription ended or the connection dropped) may have been passed by a price
- * this instance never saw; in Redis mode the shared cache knows better.
+ * A remembered price is **current** when it came off the bus after the ticker's subscription
+ * was confirmed in effect, with no unsubscribe or dropped connection since: every price
+ * published after it comes the same way and takes its place, so no other source knows a later
+ * one. Any other remembered price may have been passed by one this instance never saw: one
+ * published here while nothing watched the ticker, one received before the subscription ended
+ * or the connection dropped, or one still in flight from an earlier subscription when the
+ * ticker was watched again. In Redis mode the shared cache knows better than those.
  */
 export class LatestPrices {
   private readonly byTicker = new Map<string, PriceUpdate>()
+  /** Tickers whose subscription is confirmed in effect and unbroken since. */
+  private readonly confirmed = new Set<string>()
   /** Tickers whose remembered price is current (see above). */
   private readonly current = new Set<string>()
 
@@ -27,10 +30,16 @@ export class LatestPrices {
     return this.byTicker.size
   }
 
+  /** The ticker's subscription is in effect: what it receives from now on is the latest. */
+  subscriptionConfirmed (ticker: string): void {
+    this.confirmed.add(ticker)
+  }
+
   /** A price delivered by the bus to this instance's watchers. */
   received (update: PriceUpdate): void {
     this.byTicker.set(update.ticker, update)
-    this.current.add(update.ticker)
+    if (this.confirmed.has(update.ticker)) this.current.add(update.ticker)
+    else this.current.delete(update.ticker)
   }
 
   /**
@@ -44,11 +53,13 @@ export class LatestPrices {
 
   /** This instance no longer receives `ticker`: prices published from now on pass it by. */
   subscriptionEnded (ticker: string): void {
+    this.confirmed.delete(ticker)
     this.current.delete(ticker)
   }
 
   /** The bus connection dropped: prices published meanwhile were never received. */
   subscriptionsInterrupted (): void {
+    this.confirmed.clear()
     this.current.clear()
   }
 

@@ -10,6 +10,8 @@ export interface BusInbox {
   deliver(update: PriceUpdate): void
   /** A raw message from the ticker's channel (an external transport), validated here once. */
   deliverMessage(ticker: string, message: string | Buffer): void
+  /** `ticker`'s subscription is in effect: every price published from now on arrives here. */
+  subscriptionConfirmed(ticker: string): void
   /** The transport's subscriptions lapsed (a dropped connection): prices may have been missed. */
   subscriptionsInterrupted(): void
 }
@@ -100,6 +102,10 @@ export class PriceBus implements BusInbox {
     if (!this.subscriptions.deliver(update.ticker, update, this.reportListenerError)) return
     this.counters.pricesReceived++
     this.latestSeen.received(update)
+  }
+
+  subscriptionConfirmed (ticker: string): void {
+    this.latestSeen.subscriptionConfirmed(ticker)
   }
 
   subscriptionsInterrupted (): void {

@@ -46,7 +46,7 @@ export interface RedisTransportOptions {
 }
 
 /**
- * The bus over Redis pub/sub. `wanted` is the set of tickers this instance must be subscribed
+ * The bus over Redis pub/sub. `wanted` holds the tickers this instance must be subscribed
  * to, kept in step with the ref counts synchronously; the subscriber connection follows it:
  * one SUBSCRIBE when a ticker is first wanted, one UNSUBSCRIBE when it no longer is, and the
  * whole set again on every (re)connect. Commands on one connection run in order, so a ticker
@@ -58,7 +58,13 @@ export interface RedisTransportOptions {
  * SUBSCRIBE): that is the one rule, and the restart and resend tests prove it.
  */
 export class RedisTransport implements BusTransport {
-  private readonly wanted = new Set<string>()
+  /**
+   * Each wanted ticker with the number of the SUBSCRIBE that last asked for it: only that
+   * SUBSCRIBE's reply confirms the subscription (`BusInbox.subscriptionConfirmed`), never the
+   * reply to one sent before an unsubscribe or a reconnect.
+   */
+  private readonly wanted = new Map<string, number>()
+  private subscribeRequests = 0
   /** A reconnect, not the first connect, may find subscriptions it did not ask for. */
   private connectedBefore = false
   private readonly commands: Redis
@@ -87,13 +93,14 @@ export class RedisTransport implements BusTransport {
   }
 
   subscribe (ticker: string): void {
-    this.wanted.add(ticker)
-    if (this.subscriber.status === 'ready') this.send('subscribe', [priceChannel(ticker)])
+    const request = ++this.subscribeRequests
+    this.wanted.set(ticker, request)
+    if (this.subscriber.status === 'ready') this.sendSubscribe([ticker], request)
   }
 
   unsubscribe (ticker: string): void {
     this.wanted.delete(ticker)
-    if (this.subscriber.status === 'ready') this.send('unsubscribe', [priceChannel(ticker)])
+    if (this.subscriber.status === 'ready') void this.send('unsubscribe', [priceChannel(ticker)])
   }
 
   async publish (updates: readonly PriceUpdate[]): Promise<void> {
@@ -131,25 +138,46 @@ export class RedisTransport implements BusTransport {
     this.inbox.deliverMessage(channel.slice(PRICE_CHANNEL_PREFIX.length), message)
   }
 
-  /** After every (re)connect: nothing but `wanted` stays subscribed. */
+  /**
+   * After every (re)connect: nothing but `wanted` stays subscribed. Every wanted ticker is
+   * asked for under a new number, so the replies to what ioredis re-sends from the dropped
+   * connection (before this runs, on the next tick) confirm nothing: the UNSUBSCRIBE below
+   * ends those subscriptions again.
+   */
   private resubscribe (): void {
-    if (this.connectedBefore) this.send('unsubscribe', [])
+    if (this.connectedBefore) void this.send('unsubscribe', [])
     this.connectedBefore = true
-    this.subscribeWanted()
-  }
-
-  private subscribeWanted (): void {
-    const channels = [...this.wanted].map(priceChannel)
-    for (let start = 0; start < channels.length; start += SUBSCRIBE_CHUNK) {
-      this.send('subscribe', channels.slice(start, start + SUBSCRIBE_CHUNK))
+    const request = ++this.subscribeRequests
+    const tickers = [...this.wanted.keys()]
+    for (const ticker of tickers) this.wanted.set(ticker, request)
+    for (let start = 0; start < tickers.length; start += SUBSCRIBE_CHUNK) {
+      this.sendSubscribe(tickers.slice(start, start + SUBSCRIBE_CHUNK), request)
     }
-    if (channels.length > 0) this.logger.info({ tickers: channels.length }, 'subscribed to watched tickers on redis')
+    if (tickers.length > 0) this.logger.info({ tickers: tickers.length }, 'subscribed to watched tickers on redis')
   }
 
-  private send (command: 'subscribe' | 'unsubscribe', channels: string[]): void {
-    this.subscriber[command](...channels).catch((err: unknown) => {
+  /**
+   * Redis writes every message published after a SUBSCRIBE took effect after its reply, so a
+   * ticker still wanted under this request is confirmed once the reply is in. (The promise
+   * settles a microtask after the reply is read: a message read with it counts as not
+   * current, and a snapshot then takes the shared cache's price, as it would anyway.)
+   */
+  private sendSubscribe (tickers: readonly string[], request: number): void {
+    void this.send('subscribe', tickers.map(priceChannel)).then((done) => {
+      if (!done) return
+      for (const ticker of tickers) if (this.wanted.get(ticker) === request) this.inbox.subscriptionConfirmed(ticker)
+    })
+  }
+
+  /** Resolves whether Redis accepted the command; never rejects. */
+  private async send (command: 'subscribe' | 'unsubscribe', channels: string[]): Promise<boolean> {
+    try {
+      await this.subscriber[command](...channels)
+      return true
+    } catch (err) {
       // A reconnect re-subscribes everything wanted, so a failed command needs no retry here.
       this.redisWarning.warn({ err, command, channels: channels.length }, 'redis subscription command failed')
-    })
+      return false
+    }
   }
 }

@@ -70,12 +70,9 @@ export class TickerSubscriptions {
     return this.watchesByTicker.size
   }
 
+  /** The subscribed tickers (tests check them against the target's calls). */
   tickers (): IterableIterator<string> {
     return this.watchesByTicker.keys()
-  }
-
-  isSubscribed (ticker: string): boolean {
-    return this.watchesByTicker.has(ticker)
   }
 
   /** Active watches of `ticker`. */

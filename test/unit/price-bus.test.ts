@@ -268,18 +268,27 @@ t.test('LatestPrices keeps the latest price of every ticker it was given, in the
   t.strictSame(latest.newest('T1', undefined)?.price, { ticker: 'T1', price: 11, ts: 1000 }, 'the later one, though its ts is smaller')
 })
 
-t.test('LatestPrices: a price received while subscribed beats the shared cache; any other loses to it', async (t) => {
+t.test('LatestPrices: a price received on a confirmed subscription beats the shared cache; any other loses to it', async (t) => {
   const latest = new LatestPrices()
   const cached = update('AAPL', 100, 9_000_000_000_000)
+  latest.received(update('AAPL', 150, 1000))
+  t.equal(latest.newest('AAPL', cached)?.price.price, 100, 'received before the subscription was confirmed: the cache wins')
+  latest.subscriptionConfirmed('AAPL')
   latest.received(update('AAPL', 200, 1000))
-  t.equal(latest.newest('AAPL', cached)?.price.price, 200, 'received since subscribing: nothing can have passed it, whatever the ts')
+  t.equal(latest.newest('AAPL', cached)?.price.price, 200, 'received since the subscription took effect: nothing can have passed it, whatever the ts')
   latest.subscriptionEnded('AAPL')
   t.equal(latest.newest('AAPL', update('AAPL', 300, 1))?.price.price, 300, 'once the subscription ended, the cache wins, whatever the ts')
   t.equal(latest.newest('AAPL', undefined)?.price.price, 200, 'and without a cached price, the one this instance has is the answer')
   latest.received(update('AAPL', 400, 1))
-  t.equal(latest.newest('AAPL', cached)?.price.price, 400, 'received again: current again')
+  t.equal(latest.newest('AAPL', cached)?.price.price, 100, 'one still in flight from the ended subscription: the cache wins')
+  latest.subscriptionConfirmed('AAPL')
+  t.equal(latest.newest('AAPL', cached)?.price.price, 100, 'a confirmation alone does not make an earlier price current')
+  latest.received(update('AAPL', 500, 1))
+  t.equal(latest.newest('AAPL', cached)?.price.price, 500, 'received after the new confirmation: current again')
   latest.subscriptionsInterrupted()
   t.equal(latest.newest('AAPL', cached)?.price.price, 100, 'after the connection dropped, the cache wins')
+  latest.received(update('AAPL', 600, 1))
+  t.equal(latest.newest('AAPL', cached)?.price.price, 100, 'and keeps winning until the subscription is confirmed again')
 
   latest.published(update('MSFT', 1, 5000))
   t.equal(latest.newest('MSFT', update('MSFT', 2, 1))?.price.price, 2, 'a price published here, unwatched, loses to the cache')
@@ -289,6 +298,7 @@ t.test('LatestPrices: a price received while subscribed beats the shared cache; 
 
 t.test('LatestPrices.published keeps a price received since: the one received is as new or newer', async (t) => {
   const latest = new LatestPrices()
+  latest.subscriptionConfirmed('AAPL')
   latest.received(update('AAPL', 2, 2))
   latest.published(update('AAPL', 1, 1))
   t.equal(latest.newest('AAPL', undefined)?.price.price, 2, 'not replaced by the publish returning late')
@@ -301,13 +311,20 @@ t.test('LatestPrices.published keeps a price received since: the one received is
  * A transport with a shared latest-price cache, as Redis mode has: a publish writes the cache
  * and reaches this instance only if it is subscribed; `publishElsewhere` is another
  * instance's publish (cache and channel), `publishRaw` a message straight to the channel.
+ * What reaches this instance (messages, subscription confirmations) arrives at once, or, after
+ * `holdWire()`, waits in order until `readWire()`: a socket not yet read.
  */
 class SharedCacheTransport implements BusTransport {
   readonly isReady = true
   readonly cache = new Map<string, PriceUpdate>()
   private readonly subscribed = new Set<string>()
+  private wire: Array<() => void> | undefined
   constructor (private readonly inbox: BusInbox) {}
-  subscribe (ticker: string): void { this.subscribed.add(ticker) }
+  subscribe (ticker: string): void {
+    this.subscribed.add(ticker)
+    this.arrive(() => this.inbox.subscriptionConfirmed(ticker))
+  }
+
   unsubscribe (ticker: string): void { this.subscribed.delete(ticker) }
   async publish (updates: readonly PriceUpdate[]): Promise<void> { this.publishElsewhere(updates) }
   publishElsewhere (updates: readonly PriceUpdate[]): void {
@@ -316,7 +333,14 @@ class SharedCacheTransport implements BusTransport {
   }
 
   publishRaw (updates: readonly PriceUpdate[]): void {
-    for (const u of updates) if (this.subscribed.has(u.ticker)) this.inbox.deliverMessage(u.ticker, u.json)
+    for (const u of updates) if (this.subscribed.has(u.ticker)) this.arrive(() => this.inbox.deliverMessage(u.ticker, u.json))
+  }
+
+  holdWire (): void { this.wire = [] }
+  readWire (): void {
+    const held = this.wire ?? []
+    this.wire = undefined
+    for (const arrival of held) arrival()
   }
 
   async latest (tickers: readonly string[]): Promise<PriceUpdate[]> {
@@ -324,6 +348,11 @@ class SharedCacheTransport implements BusTransport {
   }
 
   async close (): Promise<void> {}
+
+  private arrive (arrival: () => void): void {
+    if (this.wire === undefined) arrival()
+    else this.wire.push(arrival)
+  }
 }
 
 function sharedCacheBus (): { bus: PriceBus, transport: SharedCacheTransport } {
@@ -357,6 +386,24 @@ t.test('latest() with a shared cache: the bus\'s order decides, never ts', async
   transport.cache.set('AAPL', update('AAPL', 600, 1))
   t.strictSame((await bus.latest(['AAPL'])).map((u) => u.price.price), [600],
     'published while the connection was down: the cache wins over what was received before')
+})
+
+t.test('latest() with a shared cache: a message from before an unsubscribe, read after the ticker is watched again, is not taken as the latest', async (t) => {
+  const { bus, transport } = sharedCacheBus()
+  const first = bus.watch(['AAPL'], () => {})
+  transport.holdWire()
+  transport.publishElsewhere([update('AAPL', 1, 5000)])
+  bus.unwatch(first)
+  // Published while nothing here is subscribed: only the cache has it.
+  transport.publishElsewhere([update('AAPL', 2, 1000)])
+  const received = recorder()
+  bus.watch(['AAPL'], received.listener)
+  // Read now: the old subscription's message, then the new subscription's confirmation.
+  transport.readWire()
+  t.strictSame(received.received.map((u) => u.price.price), [1], 'the late message still reaches the new watcher')
+  t.strictSame((await bus.latest(['AAPL'])).map((u) => u.price.price), [2], 'but the cache\'s price, published after it, is the snapshot')
+  transport.publishRaw([update('AAPL', 3, 1)])
+  t.strictSame((await bus.latest(['AAPL'])).map((u) => u.price.price), [3], 'a message after the confirmation is the latest again')
 })
 
 t.test('latest() with a shared cache: a price published here goes into the cache, and is the fallback without it', async (t) => {
