@@ -19,7 +19,25 @@ declare module 'fastify' {
 
 export interface RedisPluginOptions {
   clock: Clock
+  /** Tests shorten it; production uses DEFAULT_LIVENESS. */
+  liveness?: RedisLiveness
 }
+
+export interface RedisLiveness {
+  /** How often a ready connection is PINGed. */
+  intervalMs: number
+  /** How long a PING may go unanswered before the connection counts as lost. */
+  timeoutMs: number
+}
+
+/**
+ * A connection that dies without a FIN or an RST (a NAT or a load balancer that forgot it, a
+ * host that vanished) raises nothing: the subscriber only listens, so it would wait for
+ * messages forever while /ready stayed 200. Each connection is PINGed every interval, and
+ * one that does not answer in time is destroyed: ioredis reconnects, the transport
+ * resubscribes, and open streams resume.
+ */
+const DEFAULT_LIVENESS: RedisLiveness = { intervalMs: 5000, timeoutMs: 2000 }
 
 const RECONNECT_MAX_DELAY_MS = 2000
 /**
@@ -70,11 +88,51 @@ export default fp<RedisPluginOptions>(async function redisPlugin (fastify, optio
     return client
   }
   const clients: RedisClients = { commands: connect('commands'), subscriber: connect('subscriber') }
+  const liveness = options.liveness ?? DEFAULT_LIVENESS
+  const stopProbes = (['commands', 'subscriber'] as const).map((role) => probeLiveness(clients[role], liveness, () => {
+    warning.warn({ role, timeoutMs: liveness.timeoutMs }, 'redis connection did not answer a PING in time; reconnecting')
+  }))
   fastify.decorate('redis', clients)
   fastify.addHook('onClose', async () => {
+    for (const stop of stopProbes) stop()
     await Promise.all([closeClient(clients.commands), closeClient(clients.subscriber)])
   })
 }, { name: 'tickstream-redis', fastify: '5.x', dependencies: ['tickstream-config'] })
+
+/**
+ * PINGs `client` every interval while it is ready; a PING unanswered within the timeout (or
+ * failed by the commands connection's own timeout) destroys the connection it went out on,
+ * which ioredis then makes again. Returns the function that stops it.
+ */
+function probeLiveness (client: Redis, liveness: RedisLiveness, onLost: () => void): () => void {
+  let probing = false
+  const probe = async (): Promise<void> => {
+    probing = true
+    // The connection this PING went out on: a reply or a timeout that comes after a
+    // reconnect must not destroy the new one.
+    const stream = client.stream
+    const lose = (): void => {
+      if (client.stream !== stream || stream.destroyed) return
+      onLost()
+      stream.destroy()
+    }
+    const deadline = setTimeout(lose, liveness.timeoutMs)
+    try {
+      await client.ping()
+    } catch {
+      lose()
+    } finally {
+      clearTimeout(deadline)
+      probing = false
+    }
+  }
+  const timer = setInterval(() => {
+    if (!probing && client.status === 'ready') void probe()
+  }, liveness.intervalMs)
+  // The probes alone must not keep a process alive.
+  timer.unref()
+  return () => clearInterval(timer)
+}
 
 /** QUIT when connected (lets pending replies arrive), otherwise just drop the connection. */
 async function closeClient (client: Redis): Promise<void> {

@@ -14,7 +14,7 @@ import sessionsPlugin from '../plugins/sessions.js'
 import shutdownPlugin from '../plugins/shutdown.js'
 import streamsPlugin from '../plugins/streams.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
-import redisPlugin from '../plugins/redis.js'
+import redisPlugin, { type RedisLiveness } from '../plugins/redis.js'
 import healthRoutes from '../routes/health.js'
 import pricesRoutes from '../routes/prices.js'
 import sessionsRoutes from '../routes/sessions.js'
@@ -32,6 +32,8 @@ export interface AppOptions {
   random?: () => number
   /** Overload thresholds; production defaults unless a test lowers them. */
   loadShedding?: LoadSheddingOptions
+  /** How Redis connections are checked for silent death; production defaults unless a test shortens them. */
+  redisLiveness?: RedisLiveness
 }
 
 /** Default body limit; routes that take more (POST /prices) raise it for themselves. */
@@ -129,7 +131,7 @@ async function tickstreamApp (fastify: FastifyInstance, options: AppOptions): Pr
   await fastify.register(configPlugin, { config: options.config, clock })
   await fastify.register(errorsPlugin)
   await fastify.register(apiHeadersPlugin)
-  await fastify.register(redisPlugin, { clock })
+  await fastify.register(redisPlugin, { clock, liveness: options.redisLiveness })
   await fastify.register(busPlugin, { clock })
   await fastify.register(streamsPlugin, { clock, random })
   await fastify.register(sessionsPlugin, { clock })

@@ -71,7 +71,9 @@ t.test('before Redis ever answers, the server runs and says 503; then becomes re
 t.test('Redis connected but answering nothing: requests that need it get an answer, not a wait', async (t) => {
   const proxy = await tcpProxy(t)
   // The default, Redis-backed rate limit: its count is one of the commands that would wait.
-  const { app, baseUrl } = await startApp(t, { REDIS_URL: proxy.url, PUBLISH_TOKEN: 'tok', RATE_LIMIT_MAX: '300' })
+  // The liveness probe is kept out of the way: this is the time before it notices (the next
+  // test is what happens after).
+  const { app, baseUrl } = await startApp(t, { REDIS_URL: proxy.url, PUBLISH_TOKEN: 'tok', RATE_LIMIT_MAX: '300' }, { redisLiveness: { intervalMs: 600_000, timeoutMs: 2000 } })
   await redisReady(app)
   const ticker = uniqueTicker('H')
   await app.bus.publish([priceUpdate({ ticker, price: 7, ts: 1 })])
@@ -90,4 +92,35 @@ t.test('Redis connected but answering nothing: requests that need it get an answ
   const laterClient = await SseClient.open(baseUrl, later.streamUrl)
   t.teardown(() => laterClient.close())
   t.same((await laterClient.next()).json.prices.map((price: { price: number }) => price.price), [7], 'the price that got a 503 is not in a later snapshot')
+})
+
+t.test('a Redis that goes silent (no FIN, no RST, no answers) is noticed: /ready turns 503, and streams resume once it answers again', async (t) => {
+  const proxy = await tcpProxy(t)
+  // Probes every 200 ms, lost after 300 ms of silence (production: 5 s and 2 s).
+  const { app, baseUrl } = await startApp(t, { REDIS_URL: proxy.url }, { redisLiveness: { intervalMs: 200, timeoutMs: 300 } })
+  await redisReady(app)
+  const clients = app.redis
+  if (clients === undefined) throw new Error('not in Redis mode')
+  const ticker = uniqueTicker('Z')
+  const session = await register(baseUrl, 'silent', [ticker])
+  const client = await SseClient.open(baseUrl, session.streamUrl)
+  t.teardown(() => client.close())
+  await client.next()
+
+  const subscriberLost = new Promise<void>((resolve) => clients.subscriber.once('close', () => resolve()))
+  proxy.stopForwarding()
+  await subscriberLost
+  t.equal((await request(baseUrl, '/ready')).status, 503, 'the silent connection was dropped: not ready')
+  // Reconnects are held while the test looks, then let through to a Redis that answers.
+  proxy.cutConnections()
+  proxy.release()
+  await redisReady(app)
+  t.equal((await request(baseUrl, '/ready')).status, 200, 'ready again')
+  // Re-subscription is sent on 'ready'; a PING on the same connection returns after it.
+  await new Promise((resolve) => process.nextTick(resolve))
+  await clients.subscriber.ping()
+  await redisClient(t).publish(`prices:${ticker}`, JSON.stringify({ ticker, price: 5 }))
+  const event = await client.waitFor((e) => e.event === 'prices')
+  t.equal(event.json.prices[0].price, 5, 'the stream delivers again')
+  t.equal(client.ended, false, 'and was never ended')
 })
