@@ -21,7 +21,7 @@ declare module 'fastify' {
  * path. A registry per app instance keeps several apps in one process (tests) apart.
  */
 export default fp(async function metricsPlugin (fastify) {
-  const { sessions, streams, bus } = fastify
+  const { sessions, streams, bus, redis } = fastify
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
 
@@ -59,6 +59,7 @@ export default fp(async function metricsPlugin (fastify) {
   counter('tickstream_events_sent_total', 'SSE events written (snapshot, prices, end).', () => streams.counters.eventsSent)
   counter('tickstream_price_updates_conflated_total', 'Price updates replaced in a pending batch before being sent.', () => streams.counters.pricesConflated)
   counter('tickstream_heartbeats_sent_total', 'SSE heartbeat comments written.', () => streams.counters.heartbeatsSent)
+  counter('tickstream_redis_silent_connections_dropped_total', 'Redis connections dropped for going silent while a PING was pending (0 in embedded mode).', () => redis?.counters.silentConnectionsDropped ?? 0)
   registry.registerMetric(new Counter({
     name: 'tickstream_sessions_deactivated_total',
     help: 'Sessions deactivated, by reason.',
@@ -80,7 +81,7 @@ export default fp(async function metricsPlugin (fastify) {
 
   fastify.decorate('metrics', registry)
   fastify.decorate('metricsObservers', { registrationSeconds: (seconds: number) => registrationDuration.observe(seconds) })
-}, { name: 'tickstream-metrics', fastify: '5.x', dependencies: ['tickstream-sessions', 'tickstream-streams', 'tickstream-bus'] })
+}, { name: 'tickstream-metrics', fastify: '5.x', dependencies: ['tickstream-sessions', 'tickstream-streams', 'tickstream-bus', 'tickstream-redis'] })
 
 /**
  * A BucketHistogram as a prom-client metric: the registry asks `get()` at each scrape and

@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { Redis } from 'ioredis'
+import { Redis, ReplyError } from 'ioredis'
 import type { Clock } from '../src/clock.js'
 import { RateLimitedWarning } from '../src/logger.js'
 
@@ -8,6 +8,8 @@ export interface RedisClients {
   commands: Redis
   /** The one connection in subscriber mode (never one per ticker). */
   subscriber: Redis
+  /** Connections dropped because they went silent (the liveness probe below). */
+  readonly counters: { silentConnectionsDropped: number }
 }
 
 declare module 'fastify' {
@@ -34,10 +36,12 @@ export interface RedisLiveness {
  * A connection that dies without a FIN or an RST (a NAT or a load balancer that forgot it, a
  * host that vanished) raises nothing: the subscriber only listens, so it would wait for
  * messages forever while /ready stayed 200. Each connection is PINGed every interval, and
- * one that does not answer in time is destroyed: ioredis reconnects, the transport
- * resubscribes, and open streams resume.
+ * one that stays silent for the timeout is destroyed: ioredis reconnects, the transport
+ * resubscribes, and open streams resume. The timeout is longer than COMMAND_TIMEOUT_MS: a
+ * Redis that stalls for a moment (a fork, a slow command) fails a few commands with a 503,
+ * but is not dropped by every instance at once.
  */
-const DEFAULT_LIVENESS: RedisLiveness = { intervalMs: 5000, timeoutMs: 2000 }
+const DEFAULT_LIVENESS: RedisLiveness = { intervalMs: 5000, timeoutMs: 5000 }
 
 const RECONNECT_MAX_DELAY_MS = 2000
 /**
@@ -50,9 +54,10 @@ const COMMAND_TIMEOUT_MS = 2000
  * How long a close waits for QUIT before dropping the connection. At shutdown it runs after
  * the HTTP server has closed (by SHUTDOWN_GRACE_MS at the latest), and the exit must come
  * within SHUTDOWN_GRACE_MS plus a second (src/server.ts): a Redis that is connected but no
- * longer answers gets half of that second.
+ * longer answers gets a quarter of that second, which leaves the rest to a busy machine: a
+ * healthy Redis answers QUIT within a millisecond.
  */
-const QUIT_TIMEOUT_MS = 500
+const QUIT_TIMEOUT_MS = 250
 
 /**
  * The Redis connections, created here and closed here.
@@ -87,10 +92,13 @@ export default fp<RedisPluginOptions>(async function redisPlugin (fastify, optio
     client.on('ready', () => fastify.log.info({ role }, 'redis connection ready'))
     return client
   }
-  const clients: RedisClients = { commands: connect('commands'), subscriber: connect('subscriber') }
+  const clients: RedisClients = { commands: connect('commands'), subscriber: connect('subscriber'), counters: { silentConnectionsDropped: 0 } }
   const liveness = options.liveness ?? DEFAULT_LIVENESS
+  // Its own limiter: a burst of connection errors must not hide these.
+  const silentWarning = new RateLimitedWarning(fastify.log, 10_000, options.clock)
   const stopProbes = (['commands', 'subscriber'] as const).map((role) => probeLiveness(clients[role], liveness, () => {
-    warning.warn({ role, timeoutMs: liveness.timeoutMs }, 'redis connection did not answer a PING in time; reconnecting')
+    clients.counters.silentConnectionsDropped++
+    silentWarning.warn({ role, timeoutMs: liveness.timeoutMs }, 'redis connection silent while a PING was pending; reconnecting')
   }))
   fastify.decorate('redis', clients)
   fastify.addHook('onClose', async () => {
@@ -100,38 +108,60 @@ export default fp<RedisPluginOptions>(async function redisPlugin (fastify, optio
 }, { name: 'tickstream-redis', fastify: '5.x', dependencies: ['tickstream-config'] })
 
 /**
- * PINGs `client` every interval while it is ready; a PING unanswered within the timeout (or
- * failed by the commands connection's own timeout) destroys the connection it went out on,
- * which ioredis then makes again. Returns the function that stops it.
+ * PINGs `client` every interval while it is ready. A connection counts as lost when, while
+ * its PING is unanswered, not one byte arrives from Redis for the whole timeout: a busy
+ * subscriber whose PONG waits behind messages is alive, and an error reply (BUSY, LOADING) is
+ * an answer. The verdict waits for the next poll of the event loop, so that input which came
+ * in while this process itself stalled is read first. A lost connection is destroyed (that
+ * one only: a reconnect may have replaced it) and ioredis makes it again. Returns the
+ * function that stops the probe.
  */
 function probeLiveness (client: Redis, liveness: RedisLiveness, onLost: () => void): () => void {
-  let probing = false
-  const probe = async (): Promise<void> => {
-    probing = true
-    // The connection this PING went out on: a reply or a timeout that comes after a
-    // reconnect must not destroy the new one.
-    const stream = client.stream
-    const lose = (): void => {
-      if (client.stream !== stream || stream.destroyed) return
+  let stopped = false
+  /** The connection whose PING is unanswered, and the timer watching it: one at a time. */
+  let pending: { stream: Redis['stream'], timer: NodeJS.Timeout } | undefined
+
+  const answered = (stream: Redis['stream']): void => {
+    if (pending?.stream !== stream) return
+    clearTimeout(pending.timer)
+    pending = undefined
+  }
+  const watch = (stream: Redis['stream'], bytesSeen: number): NodeJS.Timeout => {
+    const timer = setTimeout(() => setImmediate(() => {
+      if (stopped || pending?.stream !== stream) return
+      if (client.stream !== stream || stream.destroyed) {
+        // Replaced or closed meanwhile: the connection in its place gets a probe of its own.
+        pending = undefined
+        return
+      }
+      if (stream.bytesRead !== bytesSeen) {
+        pending.timer = watch(stream, stream.bytesRead)
+        return
+      }
+      pending = undefined
       onLost()
       stream.destroy()
-    }
-    const deadline = setTimeout(lose, liveness.timeoutMs)
-    try {
-      await client.ping()
-    } catch {
-      lose()
-    } finally {
-      clearTimeout(deadline)
-      probing = false
-    }
+    }), liveness.timeoutMs)
+    timer.unref()
+    return timer
   }
-  const timer = setInterval(() => {
-    if (!probing && client.status === 'ready') void probe()
+
+  const interval = setInterval(() => {
+    if (stopped || client.status !== 'ready') return
+    const stream = client.stream
+    if (pending?.stream === stream) return
+    pending = { stream, timer: watch(stream, stream.bytesRead) }
+    // A rejection without a reply (the commands connection's own timeout, a closed
+    // connection) proves nothing either way: the watch decides.
+    client.ping().then(() => answered(stream), (err: unknown) => { if (err instanceof ReplyError) answered(stream) })
   }, liveness.intervalMs)
   // The probes alone must not keep a process alive.
-  timer.unref()
-  return () => clearInterval(timer)
+  interval.unref()
+  return () => {
+    stopped = true
+    clearInterval(interval)
+    if (pending !== undefined) clearTimeout(pending.timer)
+  }
 }
 
 /** QUIT when connected (lets pending replies arrive), otherwise just drop the connection. */

@@ -43,7 +43,7 @@ async function main (): Promise<void> {
   const shutdown = closeWithGrace({
     // The last resort (exit 1) at the contract's limit: SHUTDOWN_GRACE_MS plus a second. The
     // drain ends CLOSE_MARGIN_MS before the grace period, the HTTP server is closed by its
-    // end, and Redis' QUIT gets at most half a second after that (plugins/redis.ts).
+    // end, and Redis' QUIT gets at most a quarter of a second after that (plugins/redis.ts).
     delay: config.shutdownGraceMs + 1000,
     logger: app.log,
     skip: [...SHUTDOWN_SIGNALS]

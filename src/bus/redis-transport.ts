@@ -65,8 +65,11 @@ export class RedisTransport implements BusTransport {
    */
   private readonly wanted = new Map<string, number>()
   private subscribeRequests = 0
-  /** A reconnect, not the first connect, may find subscriptions it did not ask for. */
-  private connectedBefore = false
+  /**
+   * A reconnect, not the first connect, may find subscriptions it did not ask for. True from
+   * the start if the connection was already made (then the next 'ready' is a reconnect).
+   */
+  private connectedBefore: boolean
   private readonly commands: Redis
   private readonly subscriber: Redis
   private readonly clock: Clock
@@ -79,13 +82,14 @@ export class RedisTransport implements BusTransport {
     this.clock = options.clock
     this.logger = options.logger
     this.redisWarning = new RateLimitedWarning(options.logger, REDIS_WARN_INTERVAL_MS, options.clock)
+    this.connectedBefore = this.subscriber.status === 'ready'
     this.subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message))
     // Whatever is published until the resubscription below passes this instance by.
     this.subscriber.on('close', () => this.inbox.subscriptionsInterrupted())
-    // ioredis re-sends the commands a dropped connection left unanswered right after 'ready':
-    // a SUBSCRIBE among them may be for a ticker released since. Once they are out (next
-    // tick), the subscriptions are rebuilt from `wanted`.
-    this.subscriber.on('ready', () => process.nextTick(() => this.resubscribe()))
+    // ioredis re-sends the commands a dropped connection left unanswered before it emits
+    // 'ready' (on the next tick): a SUBSCRIBE among them may be for a ticker released since.
+    // The rebuild from `wanted` undoes them.
+    this.subscriber.on('ready', () => this.resubscribe())
   }
 
   get isReady (): boolean {
@@ -140,9 +144,9 @@ export class RedisTransport implements BusTransport {
 
   /**
    * After every (re)connect: nothing but `wanted` stays subscribed. Every wanted ticker is
-   * asked for under a new number, so the replies to what ioredis re-sends from the dropped
-   * connection (before this runs, on the next tick) confirm nothing: the UNSUBSCRIBE below
-   * ends those subscriptions again.
+   * asked for under a new number, so the replies to what ioredis re-sent from the dropped
+   * connection (or to a SUBSCRIBE made between its 'ready' status and this event) confirm
+   * nothing: the UNSUBSCRIBE below ends those subscriptions, and their replies come first.
    */
   private resubscribe (): void {
     if (this.connectedBefore) void this.send('unsubscribe', [])
@@ -163,8 +167,10 @@ export class RedisTransport implements BusTransport {
    * current, and a snapshot then takes the shared cache's price, as it would anyway.)
    */
   private sendSubscribe (tickers: readonly string[], request: number): void {
+    const connection = this.subscriber.stream
     void this.send('subscribe', tickers.map(priceChannel)).then((done) => {
-      if (!done) return
+      // A connection closed in the same turn as the reply was read: its 'close' came first.
+      if (!done || this.subscriber.stream !== connection || connection.destroyed) return
       for (const ticker of tickers) if (this.wanted.get(ticker) === request) this.inbox.subscriptionConfirmed(ticker)
     })
   }

@@ -14,6 +14,7 @@ t.test('/metrics exposes the contract metrics in Prometheus text format', async 
     ['tickstream_streams_open', 'gauge'],
     ['tickstream_bus_subscriptions', 'gauge'],
     ['tickstream_priced_tickers', 'gauge'],
+    ['tickstream_redis_silent_connections_dropped_total', 'counter'],
     ['tickstream_bus_subscribe_total', 'counter'],
     ['tickstream_bus_unsubscribe_total', 'counter'],
     ['tickstream_sessions_registered_total', 'counter'],
