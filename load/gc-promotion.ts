@@ -12,11 +12,11 @@ import { markdownTable, npmRunCommand, parseArgs, runAsScript, writeReport } fro
  * and what the load servers set otherwise). See BENCHMARKS.md, "Pretenuring".
  *
  * Each server runs in its own process with `--trace-gc-nvp`; after a warm-up, `--connections`
- * connections register for `--seconds`, and the young GCs (scavenges) of that window are
- * summed: their count, their pause time, the bytes they promoted. Throughput is shown but is
- * the noisy figure; bytes promoted per request are not.
+ * connections register for `--seconds` (or `--requests` registrations in all), and the young
+ * GCs (scavenges) of that window are summed: their count, their pause time, the bytes they
+ * promoted. Throughput is shown but is the noisy figure; bytes promoted per request are not.
  *
- *   --connections N (1500)  --seconds S (6)  --warmup S (3)
+ *   --connections N (1500)  --seconds S (6)  --requests N (instead of --seconds)  --warmup S (3)
  */
 
 export interface GcPromotionTarget {
@@ -34,6 +34,11 @@ export const GC_PROMOTION_TARGETS: GcPromotionTarget[] = [
 export interface GcPromotionOptions {
   connections: number
   seconds: number
+  /**
+   * A window of this many registrations instead of `seconds`: the CI smoke's, so that a slow
+   * machine still allocates enough for young GCs to happen in it.
+   */
+  requests?: number
   warmupSeconds: number
 }
 
@@ -61,9 +66,9 @@ async function measure (target: GcPromotionTarget, pretenuring: boolean, options
   const server = await startNodeServer(path.join(REPO_ROOT, target.script), ['--trace-gc-nvp'], env, true)
   try {
     const url = `${server.url}${target.path}`
-    await register(url, options.connections, options.warmupSeconds)
+    await register(url, options.connections, { duration: options.warmupSeconds })
     const windowStart = server.stdout().length
-    const result = await register(url, options.connections, options.seconds)
+    const result = await register(url, options.connections, options.requests === undefined ? { duration: options.seconds } : { amount: options.requests })
     const trace = server.stdout()
     const scavenges = youngGcLines(trace.slice(startOfNextLine(trace, windowStart)))
     const requests = result.requests.total
@@ -81,13 +86,13 @@ async function measure (target: GcPromotionTarget, pretenuring: boolean, options
   }
 }
 
-async function register (url: string, connections: number, seconds: number): Promise<autocannon.Result> {
+async function register (url: string, connections: number, window: { duration: number } | { amount: number }): Promise<autocannon.Result> {
   let user = 0
   return await autocannon({
     url,
     method: 'POST',
     connections,
-    duration: seconds,
+    ...window,
     headers: { 'content-type': 'application/json' },
     requests: [{ setupRequest: (request) => ({ ...request, body: registrationBody(`user-${user++ % connections}`) }) }]
   })
@@ -131,6 +136,7 @@ async function main (): Promise<void> {
   const options: GcPromotionOptions = {
     connections: Number(args.get('connections') ?? 1500),
     seconds: Number(args.get('seconds') ?? 6),
+    ...(args.has('requests') ? { requests: Number(args.get('requests')) } : {}),
     warmupSeconds: Number(args.get('warmup') ?? 3)
   }
   const results = await runGcPromotion(options)

@@ -108,7 +108,9 @@ t.test('accept-cost smoke: a server with and one without extra descriptors answe
 })
 
 t.test('gc-promotion smoke: both servers serve with pretenuring on and off, and their young GCs are read', async (t) => {
-  const results = await runGcPromotion({ connections: 20, seconds: 1, warmupSeconds: 0.5 })
+  // A count, not a time: 3000 registrations allocate some 40 MB, enough for young GCs however
+  // slow the machine (a 1 s window on a slow one held 678 registrations and none).
+  const results = await runGcPromotion({ connections: 20, seconds: 1, requests: 3000, warmupSeconds: 0.5 })
   t.same(results.map((r) => [r.target, r.pretenuring]), [
     ['bare Fastify route', true], ['bare Fastify route', false],
     ['tickstream plugins, bare handler', true], ['tickstream plugins, bare handler', false]
