@@ -84,13 +84,18 @@ t.test('the snapshot comes from the shared cache, whichever instance serves the 
  * in flight from a subscription that ended is covered in test/unit/price-bus.test.ts, which
  * can hold it back.)
  */
-async function snapshotOf (t: Test, baseUrl: string, userId: string, ticker: string): Promise<unknown> {
+/** A new session of `userId` for `ticker`, streaming: its first event read, checked to be the snapshot. */
+async function streaming (t: Test, baseUrl: string, userId: string, ticker: string): Promise<{ sessionId: string, client: SseClient, snapshot: unknown }> {
   const session = await register(baseUrl, userId, [ticker])
   const client = await SseClient.open(baseUrl, session.streamUrl)
   t.teardown(() => client.close())
-  const snapshot = await client.next()
-  t.equal(snapshot.event, 'snapshot')
-  return snapshot.json
+  const first = await client.next()
+  t.equal(first.event, 'snapshot')
+  return { sessionId: session.sessionId, client, snapshot: first.json }
+}
+
+async function snapshotOf (t: Test, baseUrl: string, userId: string, ticker: string): Promise<unknown> {
+  return (await streaming(t, baseUrl, userId, ticker)).snapshot
 }
 
 async function publishThrough (t: Test, baseUrl: string, body: object): Promise<void> {
@@ -102,14 +107,11 @@ t.test('a price published after this instance stopped watching its ticker is the
   const [a, b] = await twoInstances(t)
   if (a === undefined || b === undefined) throw new Error('no instances')
   const ticker = uniqueTicker()
-  const session = await register(a.baseUrl, 'dave', [ticker])
-  const client = await SseClient.open(a.baseUrl, session.streamUrl)
-  t.teardown(() => client.close())
-  await client.next()
+  const { sessionId, client } = await streaming(t, a.baseUrl, 'dave', ticker)
   await publishThrough(t, b.baseUrl, { ticker, price: 1, ts: 5000 })
   await client.waitFor((e) => e.event === 'prices')
   // A's last session of the ticker ends (DELETE answers once it is released): A no longer hears it.
-  t.equal((await request(a.baseUrl, `/sessions/${session.sessionId}`, { method: 'DELETE' })).status, 204)
+  t.equal((await request(a.baseUrl, `/sessions/${sessionId}`, { method: 'DELETE' })).status, 204)
   await publishThrough(t, b.baseUrl, { ticker, price: 2, ts: 1000 })
   t.same(await snapshotOf(t, a.baseUrl, 'erin', ticker), { prices: [{ ticker, price: 2, ts: 1000 }] },
     'A serves the price published last, from the shared cache, not the one it received before')
@@ -119,10 +121,7 @@ t.test('a price received straight off the channel after a cached one is the snap
   const a = await startApp(t, { REDIS_URL: SHARED_REDIS_URL, PUBLISH_TOKEN: TOKEN })
   await redisReady(a.app)
   const ticker = uniqueTicker()
-  const session = await register(a.baseUrl, 'frank', [ticker])
-  const client = await SseClient.open(a.baseUrl, session.streamUrl)
-  t.teardown(() => client.close())
-  await client.next()
+  const { client } = await streaming(t, a.baseUrl, 'frank', ticker)
   await publishThrough(t, a.baseUrl, { ticker, price: 100 })
   await client.waitFor((e) => e.event === 'prices' && e.json.prices[0].price === 100)
   // Not through POST /prices: the shared cache keeps 100.
@@ -139,10 +138,7 @@ t.test('a price published while this instance was cut off from Redis is the snap
   await redisReady(a.app)
   await redisReady(b.app)
   const ticker = uniqueTicker()
-  const session = await register(a.baseUrl, 'heidi', [ticker])
-  const client = await SseClient.open(a.baseUrl, session.streamUrl)
-  t.teardown(() => client.close())
-  await client.next()
+  const { client } = await streaming(t, a.baseUrl, 'heidi', ticker)
   await redisClient(t).publish(`prices:${ticker}`, JSON.stringify({ ticker, price: 1, ts: 9_000_000_000_000 }))
   await client.waitFor((e) => e.event === 'prices')
 
