@@ -74,7 +74,7 @@ export default fp<RedisPluginOptions>(async function redisPlugin (fastify, optio
     return
   }
   const warning = new RateLimitedWarning(fastify.log, 10_000, options.clock)
-  const connect = (role: keyof RedisClients): Redis => {
+  const connect = (role: 'commands' | 'subscriber'): Redis => {
     const client = new Redis(url, {
       connectionName: `tickstream-${role}`,
       enableOfflineQueue: false,
@@ -96,7 +96,7 @@ export default fp<RedisPluginOptions>(async function redisPlugin (fastify, optio
   const liveness = options.liveness ?? DEFAULT_LIVENESS
   // Its own limiter: a burst of connection errors must not hide these.
   const silentWarning = new RateLimitedWarning(fastify.log, 10_000, options.clock)
-  const stopProbes = (['commands', 'subscriber'] as const).map((role) => probeLiveness(clients[role], liveness, () => {
+  const stopProbes = (['commands', 'subscriber'] as const).map((role) => probeLiveness(clients[role], liveness, options.clock, () => {
     clients.counters.silentConnectionsDropped++
     silentWarning.warn({ role, timeoutMs: liveness.timeoutMs }, 'redis connection silent while a PING was pending; reconnecting')
   }))
@@ -108,52 +108,72 @@ export default fp<RedisPluginOptions>(async function redisPlugin (fastify, optio
 }, { name: 'tickstream-redis', fastify: '5.x', dependencies: ['tickstream-config'] })
 
 /**
- * PINGs `client` every interval while it is ready. A connection counts as lost when, while
- * its PING is unanswered, not one byte arrives from Redis for the whole timeout: a busy
- * subscriber whose PONG waits behind messages is alive, and an error reply (BUSY, LOADING) is
- * an answer. The verdict waits for the next poll of the event loop, so that input which came
+ * Watches `client` for silence, every interval:
+ * - a ready connection is PINGed, and counts as lost when not one byte arrives from Redis
+ *   during the timeout after it. Any byte is life: the PONG, a message ahead of it on a busy
+ *   subscriber, an error reply (BUSY, LOADING), or a PONG that came after the commands
+ *   connection's own 2 s timeout had failed the PING;
+ * - a connection stuck in its handshake (TCP up, status `connect`: ioredis has no timeout for
+ *   that step) counts as lost when nothing arrives on it for the timeout.
+ * The verdict on a PING waits for the next poll of the event loop, so that input which came
  * in while this process itself stalled is read first. A lost connection is destroyed (that
  * one only: a reconnect may have replaced it) and ioredis makes it again. Returns the
  * function that stops the probe.
  */
-function probeLiveness (client: Redis, liveness: RedisLiveness, onLost: () => void): () => void {
+function probeLiveness (client: Redis, liveness: RedisLiveness, clock: Clock, onLost: () => void): () => void {
   let stopped = false
-  /** The connection whose PING is unanswered, and the timer watching it: one at a time. */
-  let pending: { stream: Redis['stream'], timer: NodeJS.Timeout } | undefined
+  /** The PING in flight: the connection it went out on, its bytes read then, its timer. */
+  let pending: { stream: Redis['stream'], bytesSeen: number, timer: NodeJS.Timeout } | undefined
+  /** A handshake under watch: its connection, when its bytes read were last seen to change. */
+  let handshake: { stream: Redis['stream'], bytesSeen: number, since: number } | undefined
 
-  const answered = (stream: Redis['stream']): void => {
-    if (pending?.stream !== stream) return
-    clearTimeout(pending.timer)
-    pending = undefined
+  const lose = (stream: Redis['stream']): void => {
+    onLost()
+    stream.destroy()
   }
-  const watch = (stream: Redis['stream'], bytesSeen: number): NodeJS.Timeout => {
-    const timer = setTimeout(() => setImmediate(() => {
-      if (stopped || pending?.stream !== stream) return
-      if (client.stream !== stream || stream.destroyed) {
-        // Replaced or closed meanwhile: the connection in its place gets a probe of its own.
+  const settle = (entry: NonNullable<typeof pending>): void => {
+    clearTimeout(entry.timer)
+    if (pending === entry) pending = undefined
+  }
+  const ping = (stream: Redis['stream']): void => {
+    const entry = {
+      stream,
+      bytesSeen: stream.bytesRead,
+      timer: setTimeout(() => setImmediate(() => {
+        if (stopped || pending !== entry) return
         pending = undefined
-        return
-      }
-      if (stream.bytesRead !== bytesSeen) {
-        pending.timer = watch(stream, stream.bytesRead)
-        return
-      }
-      pending = undefined
-      onLost()
-      stream.destroy()
-    }), liveness.timeoutMs)
-    timer.unref()
-    return timer
+        // Replaced or closed meanwhile (the connection in its place gets a probe of its own),
+        // or alive.
+        if (client.stream !== stream || stream.destroyed || stream.bytesRead !== entry.bytesSeen) return
+        lose(stream)
+      }), liveness.timeoutMs)
+    }
+    entry.timer.unref()
+    if (pending !== undefined) clearTimeout(pending.timer)
+    pending = entry
+    // A rejection proves nothing either way (the commands connection's own timeout, a closed
+    // connection): the bytes decide.
+    client.ping().then(() => settle(entry), (err: unknown) => { if (err instanceof ReplyError) settle(entry) })
+  }
+  const watchHandshake = (stream: Redis['stream']): void => {
+    const now = clock()
+    if (handshake?.stream !== stream || handshake.bytesSeen !== stream.bytesRead) {
+      handshake = { stream, bytesSeen: stream.bytesRead, since: now }
+    } else if (now - handshake.since >= liveness.timeoutMs) {
+      handshake = undefined
+      lose(stream)
+    }
   }
 
   const interval = setInterval(() => {
-    if (stopped || client.status !== 'ready') return
-    const stream = client.stream
-    if (pending?.stream === stream) return
-    pending = { stream, timer: watch(stream, stream.bytesRead) }
-    // A rejection without a reply (the commands connection's own timeout, a closed
-    // connection) proves nothing either way: the watch decides.
-    client.ping().then(() => answered(stream), (err: unknown) => { if (err instanceof ReplyError) answered(stream) })
+    if (stopped) return
+    if (client.status === 'connect') {
+      watchHandshake(client.stream)
+      return
+    }
+    handshake = undefined
+    if (client.status !== 'ready' || pending?.stream === client.stream) return
+    ping(client.stream)
   }, liveness.intervalMs)
   // The probes alone must not keep a process alive.
   interval.unref()

@@ -8,6 +8,8 @@ export interface TcpProxy {
   url: string
   /** From now on, what clients send is dropped: a server that is connected but never answers. */
   stopForwarding: () => void
+  /** Resolves when the proxy next drops something a client sent (after `stopForwarding`). */
+  nextDrop: () => Promise<void>
   /**
    * Closes every connection through the proxy (the client sees its connection drop) and
    * holds new ones, connected but unanswered, until `release`.
@@ -27,11 +29,15 @@ export async function tcpProxy (t: Test, target = new URL(SHARED_REDIS_URL)): Pr
   let forwarding = true
   let holding = false
   const held: Socket[] = []
+  const dropWaiters: Array<() => void> = []
 
   const bridge = (client: Socket): void => {
     const upstream = connect(Number(target.port || 6379), target.hostname)
     sockets.add(upstream)
-    client.on('data', (chunk) => { if (forwarding) upstream.write(chunk) })
+    client.on('data', (chunk) => {
+      if (forwarding) upstream.write(chunk)
+      else for (const resolve of dropWaiters.splice(0)) resolve()
+    })
     // A client's FIN is passed on while forwarding; a Redis that answers nothing does not
     // answer that either, so the client's side stays half-closed until it gives up.
     client.on('end', () => { if (forwarding) upstream.end() })
@@ -66,6 +72,7 @@ export async function tcpProxy (t: Test, target = new URL(SHARED_REDIS_URL)): Pr
   return {
     url: `redis://127.0.0.1:${address.port}`,
     stopForwarding: () => { forwarding = false },
+    nextDrop: async () => { await new Promise<void>((resolve) => dropWaiters.push(resolve)) },
     cutConnections: () => {
       holding = true
       for (const socket of sockets) socket.destroy()

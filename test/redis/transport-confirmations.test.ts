@@ -4,7 +4,7 @@ import t, { type Test } from 'tap'
 import type { BusInbox } from '../../src/bus/price-bus.js'
 import { RedisTransport } from '../../src/bus/redis-transport.js'
 import { silentLogger } from '../../src/logger.js'
-import { SHARED_REDIS_URL, uniqueTicker } from '../helpers/redis.js'
+import { numsub, redisClient, SHARED_REDIS_URL, uniqueTicker } from '../helpers/redis.js'
 import { tcpProxy } from '../helpers/tcp-proxy.js'
 
 /*
@@ -86,23 +86,28 @@ t.test('a dropped subscriber connection interrupts; the rebuild after it confirm
   const kept = uniqueTicker('K')
   const released = uniqueTicker('L')
   const inFlight = uniqueTicker('F')
+  const inFlightReleased = uniqueTicker('R')
   transport.subscribe(kept)
   transport.subscribe(released)
   await inbox.confirmations(2)
   t.equal(inbox.interrupted, 0)
 
-  // A SUBSCRIBE that Redis never gets: ioredis sends it again after the reconnect.
+  // SUBSCRIBEs that Redis never gets: ioredis sends them again after the reconnect.
   proxy.stopForwarding()
   transport.subscribe(inFlight)
+  transport.subscribe(inFlightReleased)
   // A plain listener: once() would reject on the connection error the cut may raise first.
   const closed = new Promise<void>((resolve) => subscriber.once('close', () => resolve()))
   proxy.cutConnections()
   await closed
   t.equal(inbox.interrupted, 1, 'the drop is reported at once')
   transport.unsubscribe(released)
+  transport.unsubscribe(inFlightReleased)
   proxy.release()
   await inbox.confirmations(4)
   await settled(subscriber)
   t.strictSame(inbox.confirmed.slice(2).sort(), [inFlight, kept].sort(),
-    'each ticker still wanted is confirmed once, by the rebuild: not by the reply to the re-sent SUBSCRIBE, and the released one not at all')
+    'each ticker still wanted is confirmed once, by the rebuild: not by the reply to the re-sent SUBSCRIBE, and the released ones not at all')
+  const counts = await numsub(redisClient(t), [inFlight, kept, inFlightReleased, released].map((ticker) => `prices:${ticker}`))
+  t.strictSame([...counts.values()], [1, 1, 0, 0], 'Redis agrees: the re-sent SUBSCRIBE of a ticker released meanwhile did not stay')
 })
