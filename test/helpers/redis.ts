@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { Redis } from 'ioredis'
+import { Redis, type RedisOptions } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { freePort } from '../../load/lib/process.js'
@@ -17,9 +17,12 @@ export function uniqueTicker (prefix = 'T'): string {
   return `${prefix}${randomBytes(4).toString('hex').toUpperCase()}`.slice(0, 15)
 }
 
-/** A plain client for the test's own commands (PUBSUB, PUBLISH, HGET); closed at teardown. */
-export function redisClient (t: Test, url = SHARED_REDIS_URL): Redis {
-  const client = new Redis(url, { maxRetriesPerRequest: 1 })
+/**
+ * A plain client for the test's own commands (PUBSUB, PUBLISH, HGET), or with `options` a
+ * connection for the code under test; closed at teardown.
+ */
+export function redisClient (t: Test, url = SHARED_REDIS_URL, options: RedisOptions = {}): Redis {
+  const client = new Redis(url, { maxRetriesPerRequest: 1, ...options })
   client.on('error', () => {})
   t.teardown(async () => { await client.quit().catch(() => client.disconnect()) })
   return client

@@ -1,5 +1,5 @@
 import { once } from 'node:events'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import type { BusInbox } from '../../src/bus/price-bus.js'
 import { RedisTransport } from '../../src/bus/redis-transport.js'
@@ -44,12 +44,7 @@ class RecordingInbox implements BusInbox {
 
 /** A transport on its own two connections, with plugins/redis.ts' options that matter here (no resubscribe, no offline queue). */
 async function transportOn (t: Test, url: string): Promise<{ transport: RedisTransport, inbox: RecordingInbox, subscriber: Redis }> {
-  const connect = (): Redis => {
-    const client = new Redis(url, { autoResubscribe: false, enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: () => 50 })
-    client.on('error', () => {})
-    t.teardown(() => { client.disconnect() })
-    return client
-  }
+  const connect = (): Redis => redisClient(t, url, { autoResubscribe: false, enableOfflineQueue: false, retryStrategy: () => 50 })
   const commands = connect()
   const subscriber = connect()
   await Promise.all([commands, subscriber].map(async (client) => { if (client.status !== 'ready') await once(client, 'ready') }))
