@@ -9,6 +9,8 @@ export const REPO_ROOT = path.resolve(import.meta.dirname, '../..')
 /** CPU time (user + system) of a process and its RSS, read from /proc. */
 export interface ProcessSample {
   cpuMicros: number
+  /** The part of `cpuMicros` spent in the kernel (system time): socket writes, mostly. */
+  kernelCpuMicros: number
   rssBytes: number
 }
 
@@ -22,11 +24,15 @@ export function sampleProcess (pid: number): ProcessSample {
   const stime = Number(fields[12])
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
   const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
-  return { cpuMicros: ((utime + stime) * 1_000_000) / CLOCK_TICKS_PER_SECOND, rssBytes: rssKb * 1024 }
+  return { cpuMicros: ((utime + stime) * 1_000_000) / CLOCK_TICKS_PER_SECOND, kernelCpuMicros: (stime * 1_000_000) / CLOCK_TICKS_PER_SECOND, rssBytes: rssKb * 1024 }
 }
 
 export function sampleProcesses (pids: number[]): ProcessSample {
-  return pids.map(sampleProcess).reduce((sum, s) => ({ cpuMicros: sum.cpuMicros + s.cpuMicros, rssBytes: sum.rssBytes + s.rssBytes }), { cpuMicros: 0, rssBytes: 0 })
+  return pids.map(sampleProcess).reduce((sum, s) => ({
+    cpuMicros: sum.cpuMicros + s.cpuMicros,
+    kernelCpuMicros: sum.kernelCpuMicros + s.kernelCpuMicros,
+    rssBytes: sum.rssBytes + s.rssBytes
+  }), { cpuMicros: 0, kernelCpuMicros: 0, rssBytes: 0 })
 }
 
 export interface Server {
