@@ -9,7 +9,9 @@ const PRICES_BODY_LIMIT = 1024 * 1024
 const MAX_PRICES_PER_REQUEST = 1000
 
 // Shape only; each price's fields are checked by the core's `toPriceUpdate`, the same code
-// that checks bus messages, so both paths accept and refuse exactly the same prices.
+// that checks bus messages, so both paths accept and refuse the same prices. One exception:
+// Fastify's JSON parser refuses a body with a `__proto__` or `constructor.prototype` key
+// (prototype poisoning) before that, with a 400, where a bus message passes it through.
 const PricesBody = Type.Union([
   Type.Object({}, { additionalProperties: true }),
   Type.Array(Type.Unknown(), { maxItems: MAX_PRICES_PER_REQUEST })

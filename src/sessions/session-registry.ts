@@ -106,6 +106,22 @@ export class SessionRegistry {
    */
   register (userId: string, tickers: readonly string[]): RegisterResult {
     if (!this.acceptingNewWork) return { ok: false, error: 'shutting_down' }
+    const sessionTickers = [...tickers]
+    const session: Session = {
+      id: this.newSessionId(),
+      userId,
+      tickers: sessionTickers,
+      createdAt: this.clock(),
+      state: 'pending',
+      stream: undefined,
+      // Watched before the user's old sessions are let go: a page reload at the limit, the
+      // same tickers again, keeps their bus subscriptions instead of releasing and re-making
+      // each one. The listener runs only on later deliveries, never within watch(), so
+      // `session` is set by then.
+      busWatch: this.bus.watch(sessionTickers, (update) => session.stream?.offer(update))
+    }
+
+    this.expireOverdueSessionsOf(userId)
     const evicted: string[] = []
     const owned = this.sessionsByUser.get(userId)
     while (owned !== undefined && owned.length >= this.policy.maxSessionsPerUser) {
@@ -115,17 +131,6 @@ export class SessionRegistry {
       evicted.push(oldest.id)
     }
 
-    const sessionTickers = [...tickers]
-    const session: Session = {
-      id: this.newSessionId(),
-      userId,
-      tickers: sessionTickers,
-      createdAt: this.clock(),
-      state: 'pending',
-      stream: undefined,
-      // The listener runs only on later deliveries, never within watch(), so `session` is set by then.
-      busWatch: this.bus.watch(sessionTickers, (update) => session.stream?.offer(update))
-    }
     this.sessions.set(session.id, session)
     const userSessions = owned ?? []
     userSessions.push(session)
@@ -133,6 +138,25 @@ export class SessionRegistry {
     if (userSessions.length === 1) this.sessionsByUser.set(userId, userSessions)
     this.counters.registered++
     return { ok: true, session: this.toView(session), evicted }
+  }
+
+  /**
+   * Ends the user's sessions that are past their deadline but not yet swept (reason
+   * `expired`), as `liveSession` would: such a session no longer counts against the limit, so
+   * it never makes a registration evict a live one, nor shows up in `evicted`.
+   */
+  private expireOverdueSessionsOf (userId: string): void {
+    const owned = this.sessionsByUser.get(userId)
+    if (owned === undefined) return
+    const now = this.clock()
+    // Each deactivate removes its session from this very list: the index moves on only past
+    // a session that stays. (No copy: this runs on every registration.)
+    let index = 0
+    while (index < owned.length) {
+      const session = owned[index]
+      if (session !== undefined && now >= this.expiresAt(session) && this.deactivate(session.id, 'expired')) continue
+      index++
+    }
   }
 
   /** The live session's public view; `undefined` once it is unknown or ended. */
@@ -175,8 +199,11 @@ export class SessionRegistry {
     const stream = this.hub.open(session.id, session.tickers, startResponse(), (reason) => this.deactivate(session.id, reason))
     session.stream = stream
     session.state = 'streaming'
-    if (stream.isGone) {
-      // The client left before we could start (aborted before the first byte).
+    // Only now that the session holds it: a first write that fails ends the session, stream included.
+    stream.start()
+    if (stream.isGone || this.sessions.get(session.id) !== session) {
+      // The client left before we could start (aborted before the first byte), or the first
+      // write failed and already ended the session (deactivate is idempotent).
       this.deactivate(session.id, 'client_closed')
       return { ok: true, stream }
     }

@@ -33,11 +33,19 @@ export class PendingBatch {
     return replaced
   }
 
-  /** Drops the pending value of `ticker` when `sent` already covers it (same or newer ts). */
-  discardCoveredBy (sent: PriceUpdate): void {
+  /**
+   * Drops the pending value of `sent`'s ticker when it is the price `sent` itself (or one
+   * serialized the same): the snapshot delivered it. Any other pending price stays, whatever
+   * its `ts`, because "latest" is the bus's order, not `ts` (README, "Snapshots"). A snapshot
+   * read from this instance's own memory hands back the very object the stream was offered,
+   * so this drops exactly what it covers. One read from the shared cache cannot be ordered
+   * against a price that came off the bus meanwhile: sending that price after it can at worst
+   * show an older value until the next price, while dropping it could hide the newest one.
+   */
+  discardSent (sent: PriceUpdate): void {
     const slot = this.tickers.indexOf(sent.ticker)
     const pending = this.slots[slot]
-    if (pending === undefined || pending.ts > sent.ts) return
+    if (pending === undefined || (pending !== sent && pending.json !== sent.json)) return
     this.slots[slot] = undefined
     this.count--
   }

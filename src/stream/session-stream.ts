@@ -65,7 +65,15 @@ export class SessionStream implements Flushable {
       hub.logger.debug({ sessionId: shortId(sessionId), err }, 'stream write failed')
       this.terminate('client_closed')
     })
-    if (!this.isGone) this.write(sseRetry(hub.settings.retryMs))
+  }
+
+  /**
+   * Writes the stream's first line, `retry:`. Not in the constructor: a write can end the
+   * session at once (a sink that throws), and `terminate` can only close a stream its owner
+   * has already recorded.
+   */
+  start (): void {
+    if (!this.isGone) this.write(sseRetry(this.hub.settings.retryMs))
   }
 
   get isCongested (): boolean {
@@ -96,10 +104,10 @@ export class SessionStream implements Flushable {
     this.requestFlush()
   }
 
-  /** The first event. Prices that arrived while it was being fetched and that it covers are dropped. */
+  /** The first event. Prices that arrived while it was being fetched and that it sent are dropped. */
   sendSnapshot (snapshot: readonly PriceUpdate[]): void {
     if (this.phase !== 'opening') return
-    for (const update of snapshot) this.batch.discardCoveredBy(update)
+    for (const update of snapshot) this.batch.discardSent(update)
     this.writeEvent('snapshot', pricesPayload(snapshot.map((update) => update.json)))
     this.phase = 'live'
     this.requestFlush()
@@ -177,7 +185,7 @@ export class SessionStream implements Flushable {
     try {
       accepted = this.sink.write(chunk)
     } catch (err) {
-      /* c8 ignore next 3 -- ServerResponse reports write failures through 'error'; this guards other sinks */
+      // A socket reports a failed write through 'error'; other sinks may throw.
       this.hub.logger.debug({ sessionId: shortId(this.sessionId), err }, 'stream write threw')
       this.terminate('client_closed')
       return

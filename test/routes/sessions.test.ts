@@ -1,6 +1,7 @@
 import t from 'tap'
 import { startApp } from '../helpers/app.js'
-import { register, request } from '../helpers/http.js'
+import { metric, metrics, register, request } from '../helpers/http.js'
+import { recordDeactivations } from '../helpers/leaks.js'
 import { SseClient } from '../helpers/sse-client.js'
 
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
@@ -92,6 +93,30 @@ t.test('deleting a session that is not the oldest frees its place; eviction stil
   t.same(fifth.evicted, [first.sessionId], 'then the oldest goes')
   const sixth = await register(baseUrl, 'fred', ['AAPL'])
   t.same(sixth.evicted, [third.sessionId], 'and the next oldest, in creation order')
+})
+
+t.test('a session past its TTL but not yet swept is expired by the next registration, not evicted in place of a live one', async (t) => {
+  // A fake clock (time is the one thing tests may pin) and a sweeper that never comes round:
+  // the pending session is overdue, and nothing but this registration notices it.
+  let now = Date.UTC(2026, 10, 29, 12, 0, 0, 0)
+  const { app, baseUrl } = await startApp(t, { MAX_SESSIONS_PER_USER: '2', SESSION_TTL_MS: '1000', SWEEP_INTERVAL_MS: '600000' }, { clock: () => now })
+  const seen = recordDeactivations(app)
+  const streaming = await register(baseUrl, 'hana', ['AAPL'])
+  const client = await SseClient.open(baseUrl, streaming.streamUrl)
+  t.teardown(() => client.close())
+  await client.next()
+  const overdue = await register(baseUrl, 'hana', ['MSFT'])
+  now += 1000
+  const next = await register(baseUrl, 'hana', ['NVDA'])
+  t.same(next.evicted, [], 'the overdue session made room; the streaming one was not evicted')
+  t.same(seen.get(overdue.sessionId), ['expired'], 'the overdue session ended once, as expired')
+  t.equal(seen.get(streaming.sessionId), undefined, 'the streaming session goes on')
+  t.equal((await request(baseUrl, `/sessions/${streaming.sessionId}`)).body.state, 'streaming')
+  const values = await metrics(baseUrl)
+  t.equal(metric(values, 'tickstream_sessions_deactivated_total{reason="expired"}'), 1)
+  t.equal(metric(values, 'tickstream_sessions_deactivated_total{reason="evicted"}'), 0)
+  const last = await register(baseUrl, 'hana', ['AAPL'])
+  t.same(last.evicted, [streaming.sessionId], 'at the limit again, the oldest live session is evicted')
 })
 
 t.test('with MAX_SESSIONS_PER_USER=1 each registration evicts the previous one', async (t) => {

@@ -48,31 +48,38 @@ t.test('take returns each ticker\'s latest serialized price in the stream\'s tic
   t.equal(batch.put(update('MSFT', 412, 5)), false, 'after take nothing is pending, so nothing is replaced')
 })
 
-t.test('discardCoveredBy drops a pending value whose ts is the same as or older than the sent one', async (t) => {
+t.test('discardSent drops the pending value that is the sent price, or serialized the same', async (t) => {
   const same = new PendingBatch(WATCHED)
-  same.put(update('AAPL', 1, 100))
-  same.discardCoveredBy(update('AAPL', 1, 100))
-  t.equal(same.size, 0, 'same ts: covered')
+  const sent = update('AAPL', 1, 100)
+  same.put(sent)
+  same.discardSent(sent)
+  t.equal(same.size, 0, 'the very price the snapshot sent')
 
-  const older = new PendingBatch(WATCHED)
-  older.put(update('AAPL', 1, 99))
-  older.discardCoveredBy(update('AAPL', 2, 100))
-  t.equal(older.size, 0, 'older pending value: covered')
+  const equal = new PendingBatch(WATCHED)
+  equal.put(update('AAPL', 1, 100))
+  equal.discardSent(update('AAPL', 1, 100))
+  t.equal(equal.size, 0, 'another copy of the same price (a shared cache\'s) is covered too')
 })
 
-t.test('discardCoveredBy keeps a pending value newer than the sent one', async (t) => {
-  const batch = new PendingBatch(WATCHED)
+t.test('discardSent keeps any other pending price, whatever its ts: the bus order decides, not ts', async (t) => {
+  const smallerTs = new PendingBatch(WATCHED)
+  const later = update('AAPL', 2, 99)
+  smallerTs.put(later)
+  smallerTs.discardSent(update('AAPL', 1, 100))
+  t.strictSame(smallerTs.take(), [later.json], 'a different price with a smaller ts is still sent')
+
+  const largerTs = new PendingBatch(WATCHED)
   const newer = update('AAPL', 2, 101)
-  batch.put(newer)
-  batch.discardCoveredBy(update('AAPL', 1, 100))
-  t.strictSame(batch.take(), [newer.json])
+  largerTs.put(newer)
+  largerTs.discardSent(update('AAPL', 1, 100))
+  t.strictSame(largerTs.take(), [newer.json])
 })
 
-t.test('discardCoveredBy leaves other tickers alone and ignores tickers with nothing pending', async (t) => {
+t.test('discardSent leaves other tickers alone and ignores tickers with nothing pending', async (t) => {
   const batch = new PendingBatch(WATCHED)
   const msft = update('MSFT', 1, 1)
   batch.put(msft)
-  batch.discardCoveredBy(update('AAPL', 1, 1000))
+  batch.discardSent(update('AAPL', 1, 1000))
   t.strictSame(batch.take(), [msft.json])
 })
 
@@ -80,7 +87,7 @@ t.test('a price for a ticker the stream does not watch is ignored', async (t) =>
   const batch = new PendingBatch(WATCHED)
   t.equal(batch.put(update('TSLA', 1, 1)), false)
   t.equal(batch.size, 0)
-  batch.discardCoveredBy(update('TSLA', 1, 1))
+  batch.discardSent(update('TSLA', 1, 1))
   t.equal(batch.size, 0, 'nothing to discard either')
   t.strictSame(batch.take(), [])
 })

@@ -77,6 +77,7 @@ function open (h: StreamHub, sink: Writable): { stream: SessionStream, reasons: 
     }
   }
   stream = h.open('session-under-test', ['AAPL', 'MSFT'], sink, terminate)
+  stream.start()
   return { stream, reasons, terminated }
 }
 
@@ -88,6 +89,15 @@ t.test('a failing write ends the session as client_closed', async (t) => {
   const { reasons, terminated } = open(h, sink)
   t.equal(await terminated, 'client_closed')
   t.same(reasons.slice(0, 1), ['client_closed'])
+  t.equal(h.openCount, 0, 'the hub let go of it')
+})
+
+t.test('a sink whose write throws ends the session as client_closed at its first write', async (t) => {
+  const h = hub()
+  const sink = new Writable({ write (_chunk, _encoding, callback) { callback() } })
+  sink.write = () => { throw new Error('write after end') }
+  const { reasons } = open(h, sink)
+  t.same(reasons, ['client_closed'], 'ended once, by the retry line')
   t.equal(h.openCount, 0, 'the hub let go of it')
 })
 
@@ -186,14 +196,29 @@ t.test('an ended response whose client never reads is destroyed after SLOW_CONSU
   t.equal(h.responseCount, 0)
 })
 
-t.test('prices that the snapshot already covers are not sent again', async (t) => {
+t.test('prices that the snapshot already sent are not sent again', async (t) => {
   const h = hub()
   const sink = collectingSink()
   const { stream } = open(h, sink)
-  stream.offer(price('AAPL', 5))
+  const aapl = price('AAPL', 5)
+  stream.offer(aapl)
   stream.offer(price('MSFT', 9))
-  stream.sendSnapshot([price('AAPL', 5)])
+  stream.sendSnapshot([aapl])
   t.equal(stream.pendingSize, 1, 'only MSFT is still pending')
+  stream.close('deleted')
+})
+
+t.test('a price offered during the snapshot fetch that the snapshot did not send goes out after it, even with a smaller ts', async (t) => {
+  const h = hub()
+  const sink = collectingSink()
+  const { stream } = open(h, sink)
+  // Came off the bus after the shared cache was read: newer in the bus's order, older by ts.
+  const later = priceUpdate({ ticker: 'AAPL', price: 6, ts: 4 })
+  stream.offer(later)
+  stream.sendSnapshot([price('AAPL', 5)])
+  t.equal(stream.pendingSize, 1, 'still pending, to be flushed after the snapshot')
+  stream.flush(h.clock())
+  t.match(sink.text(), /event: snapshot\ndata: \{"prices":\[\{"ticker":"AAPL","price":5,"ts":5\}\]\}\n\nid: 2\nevent: prices\ndata: \{"prices":\[\{"ticker":"AAPL","price":6,"ts":4\}\]\}/)
   stream.close('deleted')
 })
 
