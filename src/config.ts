@@ -76,6 +76,15 @@ function read (env: Env, name: string): string | undefined {
   return value === undefined || value === '' ? undefined : value
 }
 
+/**
+ * A number's or a keyword's text, trimmed (a stray space from a `.env` file is not an error);
+ * blank counts as unset, as empty does.
+ */
+function readTrimmed (env: Env, name: string): string | undefined {
+  const value = read(env, name)?.trim()
+  return value === '' ? undefined : value
+}
+
 const MAX_PORT = 65535
 /**
  * Node clamps a timer delay above 2^31-1 ms to 1 ms, and browsers do the same with `retry:`:
@@ -98,30 +107,42 @@ const MAX_RETRY_MS = Math.floor(MAX_TIMER_MS / 2)
 const MAX_FEED_RATE = 100_000
 
 function integer (env: Env, name: string, fallback: number, minimum: 0 | 1, maximum = Number.MAX_SAFE_INTEGER): number {
-  const raw = read(env, name)
-  if (raw === undefined) return fallback
-  const trimmed = raw.trim()
-  if (!/^\d+$/.test(trimmed)) {
-    throw new ConfigError(name, `must be a non-negative integer, got ${JSON.stringify(raw)}`)
+  const text = readTrimmed(env, name)
+  if (text === undefined) return fallback
+  if (!/^\d+$/.test(text)) {
+    throw new ConfigError(name, `must be a non-negative integer, got ${JSON.stringify(env[name])}`)
   }
-  const value = Number(trimmed)
+  const value = Number(text)
   if (!Number.isSafeInteger(value) || value > maximum) {
-    throw new ConfigError(name, `must be at most ${maximum}, got ${JSON.stringify(raw)}`)
+    throw new ConfigError(name, `must be at most ${maximum}, got ${JSON.stringify(env[name])}`)
   }
   if (value < minimum) {
-    throw new ConfigError(name, `must be at least ${minimum}, got ${JSON.stringify(raw)}`)
+    throw new ConfigError(name, `must be at least ${minimum}, got ${JSON.stringify(env[name])}`)
   }
   return value
 }
 
 function oneOf<T extends string> (env: Env, name: string, allowed: readonly T[], fallback: T): T {
-  const raw = read(env, name)
-  if (raw === undefined) return fallback
-  const match = allowed.find((candidate) => candidate === raw.trim())
+  const text = readTrimmed(env, name)
+  if (text === undefined) return fallback
+  const match = allowed.find((candidate) => candidate === text)
   if (match === undefined) {
-    throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`)
+    throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(env[name])}`)
   }
   return match
+}
+
+/**
+ * Presented as `Authorization: Bearer <token>`: HTTP drops the spaces around a header value,
+ * and a bearer token has none inside, so a token with whitespace could never be presented.
+ * Surrounding whitespace (a `.env` accident) is trimmed; whitespace inside is refused.
+ */
+function publishToken (env: Env): string | undefined {
+  const token = readTrimmed(env, 'PUBLISH_TOKEN')
+  if (token !== undefined && /\s/.test(token)) {
+    throw new ConfigError('PUBLISH_TOKEN', 'must not contain whitespace (a bearer token cannot carry it)')
+  }
+  return token
 }
 
 function feedTickers (env: Env): string[] {
@@ -172,11 +193,12 @@ export function loadConfig (env: Env = process.env): Config {
     retryMs: integer(env, 'RETRY_MS', 3000, 1, MAX_RETRY_MS),
     slowConsumerMs: integer(env, 'SLOW_CONSUMER_MS', 10_000, 1, MAX_TIMER_MS),
     rateLimitMax: integer(env, 'RATE_LIMIT_MAX', 300, 0),
-    rateLimitWindowMs: integer(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1, MAX_TIMER_MS),
+    // Not a timer: the window is a start time compared with the clock, or a Redis key's PEXPIRE.
+    rateLimitWindowMs: integer(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1),
     feed: oneOf<FeedMode>(env, 'FEED', ['simulated', 'none'], redis === undefined ? 'simulated' : 'none'),
     feedTickers: feedTickers(env),
     feedRate: integer(env, 'FEED_RATE', 50, 1, MAX_FEED_RATE),
-    publishToken: read(env, 'PUBLISH_TOKEN'),
+    publishToken: publishToken(env),
     jwtSecret: read(env, 'JWT_SECRET'),
     // The process-level deadline adds a margin on top, which must still fit a timer.
     shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000, 1, MAX_TIMER_MS - 1000),

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { startApp } from './helpers/app.js'
 import { request } from './helpers/http.js'
 import { redisClient, redisReady, SHARED_REDIS_URL } from './helpers/redis.js'
@@ -43,9 +43,9 @@ t.test('RATE_LIMIT_MAX=0 turns the limit off', async (t) => {
   t.same([...statuses], [201])
 })
 
-t.test('in Redis mode the limit holds across instances', async (t) => {
-  // The counter key is per client IP (127.0.0.1 here); start from a clean count. The other
-  // Redis-mode tests run with the limit off, so nothing else touches this key.
+/** The Redis-mode counter key is per client IP (127.0.0.1 here): a test starts from a clean count and leaves none. */
+async function cleanRedisCounters (t: Test): Promise<void> {
+  // The other Redis-mode tests run with the limit off, so nothing else touches these keys.
   const admin = redisClient(t)
   const clear = async (): Promise<void> => {
     const keys = await admin.keys('tickstream:rate-limit:*')
@@ -53,6 +53,26 @@ t.test('in Redis mode the limit holds across instances', async (t) => {
   }
   await clear()
   t.teardown(clear)
+}
+
+t.test('a window longer than a timer can wait (30 days) holds, in memory and in Redis', async (t) => {
+  const thirtyDaysMs = 30 * 86_400_000
+  await cleanRedisCounters(t)
+  const env = { RATE_LIMIT_MAX: '1', RATE_LIMIT_WINDOW_MS: String(thirtyDaysMs) }
+  const local = await startApp(t, env)
+  const shared = await startApp(t, { ...env, REDIS_URL: SHARED_REDIS_URL })
+  await redisReady(shared.app)
+  for (const { baseUrl } of [local, shared]) {
+    t.equal((await request(baseUrl, '/sessions', { method: 'POST', body })).status, 201)
+    const limited = await request(baseUrl, '/sessions', { method: 'POST', body })
+    t.equal(limited.status, 429)
+    const retryAfter = Number(limited.headers['retry-after'])
+    t.ok(retryAfter > thirtyDaysMs / 1000 - 60 && retryAfter <= thirtyDaysMs / 1000, `retry-after about 30 days (${retryAfter} s)`)
+  }
+})
+
+t.test('in Redis mode the limit holds across instances', async (t) => {
+  await cleanRedisCounters(t)
   const env = { REDIS_URL: SHARED_REDIS_URL, RATE_LIMIT_MAX: '4', MAX_SESSIONS_PER_USER: '10' }
   const a = await startApp(t, env)
   const b = await startApp(t, env)

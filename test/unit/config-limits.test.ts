@@ -15,11 +15,18 @@ function rejects (t: Test, env: Record<string, string>, variable: string): void 
 }
 
 t.test('timer-backed durations cannot exceed what a Node timer can wait', async (t) => {
-  for (const name of ['SWEEP_INTERVAL_MS', 'FLUSH_INTERVAL_MS', 'HEARTBEAT_MS', 'SLOW_CONSUMER_MS', 'RATE_LIMIT_WINDOW_MS']) {
+  for (const name of ['SWEEP_INTERVAL_MS', 'FLUSH_INTERVAL_MS', 'HEARTBEAT_MS', 'SLOW_CONSUMER_MS']) {
     t.doesNotThrow(() => loadConfig({ [name]: String(MAX_TIMER_MS) }), `${name} at the timer maximum`)
     rejects(t, { [name]: String(MAX_TIMER_MS + 1) }, name)
   }
   rejects(t, { SHUTDOWN_GRACE_MS: '3000000000' }, 'SHUTDOWN_GRACE_MS')
+})
+
+t.test('RATE_LIMIT_WINDOW_MS is no timer (a start time compared with the clock, or a Redis PEXPIRE): longer windows are fine', async (t) => {
+  const thirtyDays = 30 * 86_400_000
+  t.equal(loadConfig({ RATE_LIMIT_WINDOW_MS: String(thirtyDays) }).rateLimitWindowMs, thirtyDays)
+  t.equal(loadConfig({ RATE_LIMIT_WINDOW_MS: String(Number.MAX_SAFE_INTEGER) }).rateLimitWindowMs, Number.MAX_SAFE_INTEGER)
+  rejects(t, { RATE_LIMIT_WINDOW_MS: '9007199254740993' }, 'RATE_LIMIT_WINDOW_MS')
 })
 
 t.test('RETRY_MS is at most half a timer: the spread shutdown hint adds up to RETRY_MS more', async (t) => {
