@@ -32,9 +32,10 @@ export interface FanoutResult {
   staleness: { p50: number, p99: number, p999: number, max: number }
   cpuMicrosPerPrice: number
   /**
-   * The kernel's part of `cpuMicrosPerPrice` (system time). On loopback a socket write also
-   * runs the receiving side's TCP processing in the writer's system call, so this is mostly
-   * the cost of the writes themselves, which any server that delivers the same events pays.
+   * The kernel's part of `cpuMicrosPerPrice` (system time): mostly the socket writes. On
+   * loopback the receiving side's TCP processing largely runs within the writer's system
+   * call too (how much is charged to the writer depends on the kernel's accounting). It
+   * grows with the number of writes a server makes, which no server can avoid entirely.
    */
   kernelCpuMicrosPerPrice: number
   cpuPercent: number

@@ -77,12 +77,11 @@ function read (env: Env, name: string): string | undefined {
 }
 
 /**
- * A number's or a keyword's text, trimmed (a stray space from a `.env` file is not an error);
- * blank counts as unset, as empty does.
+ * A number's, a keyword's or a token's text, trimmed: a stray space from a `.env` file is not
+ * an error. Only an empty variable is unset; a blank one is set, to nothing that parses.
  */
 function readTrimmed (env: Env, name: string): string | undefined {
-  const value = read(env, name)?.trim()
-  return value === '' ? undefined : value
+  return read(env, name)?.trim()
 }
 
 const MAX_PORT = 65535
@@ -135,12 +134,13 @@ function oneOf<T extends string> (env: Env, name: string, allowed: readonly T[],
 /**
  * Presented as `Authorization: Bearer <token>`: HTTP drops the spaces around a header value,
  * and a bearer token has none inside, so a token with whitespace could never be presented.
- * Surrounding whitespace (a `.env` accident) is trimmed; whitespace inside is refused.
+ * Surrounding whitespace (a `.env` accident) is trimmed; a blank token, or whitespace inside
+ * one, is refused.
  */
 function publishToken (env: Env): string | undefined {
   const token = readTrimmed(env, 'PUBLISH_TOKEN')
-  if (token !== undefined && /\s/.test(token)) {
-    throw new ConfigError('PUBLISH_TOKEN', 'must not contain whitespace (a bearer token cannot carry it)')
+  if (token !== undefined && (token === '' || /\s/.test(token))) {
+    throw new ConfigError('PUBLISH_TOKEN', 'must be a bearer token: not blank, no whitespace inside')
   }
   return token
 }

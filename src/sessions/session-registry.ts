@@ -100,9 +100,10 @@ export class SessionRegistry {
   }
 
   /**
-   * Registers a session, first evicting the user's oldest ones so the user stays within
-   * MAX_SESSIONS_PER_USER. Eviction and insertion happen in this one synchronous call, so
-   * concurrent registrations of one user can never overshoot the limit.
+   * Registers a session: watches its tickers, makes room among the user's sessions (ending
+   * the overdue ones as `expired`, then evicting the oldest until the user is below
+   * MAX_SESSIONS_PER_USER), and records it. All in this one synchronous call, so concurrent
+   * registrations of one user can never overshoot the limit.
    */
   register (userId: string, tickers: readonly string[]): RegisterResult {
     if (!this.acceptingNewWork) return { ok: false, error: 'shutting_down' }
@@ -114,13 +115,25 @@ export class SessionRegistry {
       createdAt: this.clock(),
       state: 'pending',
       stream: undefined,
-      // Watched before the user's old sessions are let go: a page reload at the limit, the
-      // same tickers again, keeps their bus subscriptions instead of releasing and re-making
-      // each one. The listener runs only on later deliveries, never within watch(), so
-      // `session` is set by then.
+      // Watched before the user's old sessions are let go: a ticker that an evicted session
+      // was the last to watch, and that this one watches too, keeps its bus subscription
+      // instead of being released and subscribed again. The listener runs only on later
+      // deliveries, never within watch(), so `session` is set by then.
       busWatch: this.bus.watch(sessionTickers, (update) => session.stream?.offer(update))
     }
 
+    const evicted = this.makeRoomFor(userId)
+    this.sessions.set(session.id, session)
+    const owned = this.sessionsByUser.get(userId)
+    // A new user, or one whose last session was just ended along with the list.
+    if (owned === undefined) this.sessionsByUser.set(userId, [session])
+    else owned.push(session)
+    this.counters.registered++
+    return { ok: true, session: this.toView(session), evicted }
+  }
+
+  /** Ends the user's overdue sessions, then evicts the oldest below the limit; returns the evicted ids, oldest first. */
+  private makeRoomFor (userId: string): string[] {
     this.expireOverdueSessionsOf(userId)
     const evicted: string[] = []
     const owned = this.sessionsByUser.get(userId)
@@ -130,14 +143,7 @@ export class SessionRegistry {
       if (oldest === undefined || !this.deactivate(oldest.id, 'evicted')) break
       evicted.push(oldest.id)
     }
-
-    this.sessions.set(session.id, session)
-    const userSessions = owned ?? []
-    userSessions.push(session)
-    // A new user, or one whose last session the eviction above removed along with the entry.
-    if (userSessions.length === 1) this.sessionsByUser.set(userId, userSessions)
-    this.counters.registered++
-    return { ok: true, session: this.toView(session), evicted }
+    return evicted
   }
 
   /**
@@ -231,7 +237,14 @@ export class SessionRegistry {
       /* c8 ignore next 2 -- close() guards its writes; if it ever throws, the releases below still run */
       this.logger.error({ err, sessionId: shortId(sessionId), reason }, 'closing stream failed')
     } finally {
-      this.releaseHoldings(session)
+      try {
+        this.releaseHoldings(session)
+      } catch (err) {
+        // A transport's unsubscribe is fire-and-forget and should never throw; if one does,
+        // the session is still counted and observed as ended, and the caller (a
+        // registration evicting it, the sweeper's loop) goes on.
+        this.logger.error({ err, sessionId: shortId(sessionId), reason }, 'releasing session holdings failed')
+      }
       this.counters.deactivated[reason]++
       if (isLevelEnabled(this.logger, 'debug')) this.logger.debug({ sessionId: shortId(sessionId), reason, lifetimeMs: this.clock() - session.createdAt }, 'session deactivated')
       for (const observer of this.deactivationObservers) {

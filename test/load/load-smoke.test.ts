@@ -69,7 +69,6 @@ for (const target of [TICKSTREAM_TARGET, NCHAN_TARGET]) {
     t.equal(result.failedOpens, 0)
     t.equal(result.earlyEnds, 0)
     t.ok(result.deliveredPerSecond > 0, 'prices delivered')
-    t.ok(result.kernelCpuMicrosPerPrice >= 0 && result.kernelCpuMicrosPerPrice <= result.cpuMicrosPerPrice, `the kernel's part of the CPU per price (${result.kernelCpuMicrosPerPrice.toFixed(1)} of ${result.cpuMicrosPerPrice.toFixed(1)} µs) is a part of it`)
   })
 }
 

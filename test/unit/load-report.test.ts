@@ -1,6 +1,8 @@
+import { closeSync, openSync, readSync } from 'node:fs'
 import t from 'tap'
 import { formatNumber, markdownTable, npmRunCommand, parseArgs, svgCharts } from '../../load/lib/report.js'
 import { instructionsSummary } from '../../load/instructions.js'
+import { sampleProcess } from '../../load/lib/process.js'
 import { atPeak, layersOf, registrationRatios, registrationSummary, roundRatios, stagedProfile, stepIndexAt, stepsOf, type TargetResult } from '../../load/registration.js'
 
 t.test('the staged profile compresses by --scale into steps that follow the ramps', async (t) => {
@@ -132,4 +134,23 @@ t.test('at the peak: the steps at the highest connection count, their mean throu
   ])), { connections: 1500, throughput: 2500, p99: 40 })
   const none = atPeak(withSteps([]))
   t.ok(Number.isNaN(none.throughput) && Number.isNaN(none.p99), 'no steps, no figures')
+})
+
+t.test('sampleProcess reads CPU time from /proc and splits the kernel\'s part out, as getrusage does', async (t) => {
+  const before = sampleProcess(process.pid)
+  const usageBefore = process.cpuUsage()
+  // Kernel work (each read clears 64 KiB) until getrusage, an independent source, has counted
+  // 200 ms of system time.
+  const zeros = openSync('/dev/zero', 'r')
+  const buffer = Buffer.alloc(64 * 1024)
+  while (process.cpuUsage(usageBefore).system < 200_000) readSync(zeros, buffer)
+  closeSync(zeros)
+  const after = sampleProcess(process.pid)
+  const usage = process.cpuUsage(usageBefore)
+  const kernel = after.kernelCpuMicros - before.kernelCpuMicros
+  const total = after.cpuMicros - before.cpuMicros
+  // /proc counts in 10 ms ticks; the two sources agree within a few ticks.
+  t.ok(Math.abs(kernel - usage.system) <= 50_000, `system time: /proc ${kernel} µs, getrusage ${usage.system} µs`)
+  t.ok(Math.abs(total - (usage.system + usage.user)) <= 50_000, `all CPU time: /proc ${total} µs, getrusage ${usage.system + usage.user} µs`)
+  t.ok(after.rssBytes > 0, 'RSS read')
 })
