@@ -20,6 +20,7 @@ declare module 'fastify' {
 }
 
 export interface RedisPluginOptions {
+  /** Times silences (a handshake's) and rate-limits warnings: a clock that never goes back. */
   clock: Clock
   /** Tests shorten it; production uses DEFAULT_LIVENESS. */
   liveness?: RedisLiveness

@@ -19,14 +19,18 @@ import healthRoutes from '../routes/health.js'
 import pricesRoutes from '../routes/prices.js'
 import sessionsRoutes from '../routes/sessions.js'
 import streamRoutes from '../routes/stream.js'
-import { systemClock, type Clock } from './clock.js'
+import { monotonicClock, systemClock, type Clock } from './clock.js'
 import type { Config } from './config.js'
 import { isLevelEnabled } from './logger.js'
 import { LazyRequestLogger } from './request-logger.js'
 
 export interface AppOptions {
   config: Config
-  /** Injected by tests that move time; the system clock otherwise. */
+  /**
+   * The wall clock (session times, deadlines, `ts`); injected by tests that move time. What
+   * spaces flushes and heartbeats and times silences is `monotonicClock`, which a wall clock
+   * stepped back cannot stall.
+   */
   clock?: Clock
   /** Injected by tests that pin randomness (shutdown retry spread); Math.random otherwise. */
   random?: () => number
@@ -131,9 +135,9 @@ async function tickstreamApp (fastify: FastifyInstance, options: AppOptions): Pr
   await fastify.register(configPlugin, { config: options.config, clock })
   await fastify.register(errorsPlugin)
   await fastify.register(apiHeadersPlugin)
-  await fastify.register(redisPlugin, { clock, liveness: options.redisLiveness })
+  await fastify.register(redisPlugin, { clock: monotonicClock, liveness: options.redisLiveness })
   await fastify.register(busPlugin, { clock })
-  await fastify.register(streamsPlugin, { clock, random })
+  await fastify.register(streamsPlugin, { clock: monotonicClock, random })
   await fastify.register(sessionsPlugin, { clock })
   await fastify.register(shutdownPlugin)
   await fastify.register(metricsPlugin)

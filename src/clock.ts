@@ -1,4 +1,14 @@
-/** Epoch milliseconds. Injected so tests can move time without sleeping. */
+/** Milliseconds. Injected so tests can move time without sleeping. */
 export type Clock = () => number
 
+/** Epoch milliseconds: session times and deadlines, a price's `ts`. */
 export const systemClock: Clock = () => Date.now()
+
+/**
+ * Milliseconds that never go backwards, for spacing things out: flushes, heartbeats, how long
+ * a socket has been congested, how long a Redis handshake has been silent. The wall clock can
+ * be stepped back (NTP, a virtual machine resumed or migrated), and each stream would then
+ * wait that much longer for its next flush. Near epoch milliseconds, never to be compared
+ * with them.
+ */
+export const monotonicClock: Clock = () => performance.timeOrigin + performance.now()

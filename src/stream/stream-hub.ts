@@ -19,6 +19,7 @@ export interface StreamCounters {
 
 export interface StreamHubOptions {
   settings: StreamSettings
+  /** Spaces flushes and heartbeats and times congestion: a clock that never goes back (`monotonicClock`). */
   clock: Clock
   logger: Logger
   /** In [0, 1); spreads the shutdown retry hints. Injected so tests can pin it. */

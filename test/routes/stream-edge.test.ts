@@ -3,6 +3,7 @@ import { connect, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import { startApp } from '../helpers/app.js'
 import { register, request } from '../helpers/http.js'
+import { publish } from '../helpers/prices.js'
 import { SseClient } from '../helpers/sse-client.js'
 
 /**
@@ -55,6 +56,24 @@ t.test('a session past its TTL but not yet swept is already gone', async (t) => 
   t.equal((await request(baseUrl, `/sessions/${session.sessionId}`)).status, 404, 'not shown')
   t.equal((await request(baseUrl, other.streamUrl)).status, 404, 'not opened')
   t.equal(app.sessions.counters.deactivated.expired, 2, 'both ended as expired, once')
+})
+
+t.test('a wall clock stepped back does not stall a stream: flushes are spaced by a clock that never goes back', async (t) => {
+  // The wall clock is mocked, stepped back a minute between two prices; the interval clock
+  // is the real, monotonic one.
+  let steppedBackMs = 0
+  const { app, baseUrl } = await startApp(t, { FLUSH_INTERVAL_MS: '20' }, { clock: () => Date.now() - steppedBackMs })
+  const session = await register(baseUrl, 'ivy', ['AAPL'])
+  const client = await SseClient.open(baseUrl, session.streamUrl)
+  t.teardown(() => client.close())
+  t.equal((await client.next()).event, 'snapshot')
+  await publish(app, [{ ticker: 'AAPL', price: 1 }])
+  t.match((await client.waitFor((event) => event.event === 'prices')).json, { prices: [{ ticker: 'AAPL', price: 1 }] })
+  steppedBackMs = 60_000
+  await publish(app, [{ ticker: 'AAPL', price: 2 }])
+  // On the wall clock the next flush would be due a minute from now.
+  const next = await client.waitFor((event) => event.event === 'prices', 5000)
+  t.match(next.json, { prices: [{ ticker: 'AAPL', price: 2 }] }, 'the next price went out in its window')
 })
 
 t.test('ids that the router cannot take are unknown sessions: 404 in the error shape', async (t) => {
