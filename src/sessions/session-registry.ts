@@ -122,7 +122,7 @@ export class SessionRegistry {
       busWatch: this.bus.watch(sessionTickers, (update) => session.stream?.offer(update))
     }
 
-    const evicted = this.makeRoomFor(userId)
+    const evicted = this.makeRoomFor(userId, session.createdAt)
     this.sessions.set(session.id, session)
     const owned = this.sessionsByUser.get(userId)
     // A new user, or one whose last session was just ended along with the list.
@@ -132,9 +132,9 @@ export class SessionRegistry {
     return { ok: true, session: this.toView(session), evicted }
   }
 
-  /** Ends the user's overdue sessions, then evicts the oldest below the limit; returns the evicted ids, oldest first. */
-  private makeRoomFor (userId: string): string[] {
-    this.expireOverdueSessionsOf(userId)
+  /** Ends the user's sessions overdue at `now`, then evicts the oldest below the limit; returns the evicted ids, oldest first. */
+  private makeRoomFor (userId: string, now: number): string[] {
+    this.expireOverdueSessionsOf(userId, now)
     const evicted: string[] = []
     const owned = this.sessionsByUser.get(userId)
     while (owned !== undefined && owned.length >= this.policy.maxSessionsPerUser) {
@@ -151,10 +151,9 @@ export class SessionRegistry {
    * `expired`), as `liveSession` would: such a session no longer counts against the limit, so
    * it never makes a registration evict a live one, nor shows up in `evicted`.
    */
-  private expireOverdueSessionsOf (userId: string): void {
+  private expireOverdueSessionsOf (userId: string, now: number): void {
     const owned = this.sessionsByUser.get(userId)
     if (owned === undefined) return
-    const now = this.clock()
     // Each deactivate removes its session from this very list: the index moves on only past
     // a session that stays. (No copy: this runs on every registration.)
     let index = 0
